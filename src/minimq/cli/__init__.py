@@ -1,0 +1,1 @@
+"""The ``minimq`` command line: one subcommand per module, each a thin shell."""

@@ -1,0 +1,151 @@
+"""One error tree for every layer, each error carrying a stable upper-case code.
+
+::
+
+    MiniMQError                      INTERNAL_ERROR
+    ├── InvalidRequest               INVALID_REQUEST
+    │   ├── InvalidTopicName         INVALID_TOPIC_NAME
+    │   └── InvalidConfig            INVALID_CONFIG
+    ├── Unauthorized                 UNAUTHORIZED
+    ├── NotFound                     NOT_FOUND
+    │   ├── TopicNotFound            TOPIC_NOT_FOUND
+    │   ├── PartitionNotFound        PARTITION_NOT_FOUND
+    │   └── GroupNotFound            GROUP_NOT_FOUND
+    ├── TopicAlreadyExists           TOPIC_ALREADY_EXISTS
+    ├── RequestTooLarge              REQUEST_TOO_LARGE
+    ├── MessageTooLarge              MESSAGE_TOO_LARGE
+    ├── OffsetOutOfRange             OFFSET_OUT_OF_RANGE
+    ├── RequestTimeout               REQUEST_TIMEOUT
+    ├── TooManyConnections           TOO_MANY_CONNECTIONS
+    ├── StorageError                 STORAGE_ERROR
+    │   ├── StorageFull              STORAGE_FULL
+    │   ├── LogFailed                LOG_FAILED
+    │   ├── CorruptLog               CORRUPT_LOG
+    │   └── DataDirLocked            DATA_DIR_LOCKED
+    └── BrokerUnavailable            BROKER_UNAVAILABLE   (client side only)
+
+The HTTP server maps codes to status codes in exactly one place
+(``minimq.server.errors``); the client maps codes back to these classes with
+:func:`error_for_code`.  Codes are part of the public API and never change.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MiniMQError(Exception):
+    """Base of every MiniMQ error; ``code`` is stable and machine-readable."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+
+
+class InvalidRequest(MiniMQError):
+    code = "INVALID_REQUEST"
+
+
+class InvalidTopicName(InvalidRequest):
+    code = "INVALID_TOPIC_NAME"
+
+
+class InvalidConfig(InvalidRequest):
+    code = "INVALID_CONFIG"
+
+
+class Unauthorized(MiniMQError):
+    code = "UNAUTHORIZED"
+
+
+class NotFound(MiniMQError):
+    code = "NOT_FOUND"
+
+
+class TopicNotFound(NotFound):
+    code = "TOPIC_NOT_FOUND"
+
+
+class PartitionNotFound(NotFound):
+    code = "PARTITION_NOT_FOUND"
+
+
+class GroupNotFound(NotFound):
+    code = "GROUP_NOT_FOUND"
+
+
+class TopicAlreadyExists(MiniMQError):
+    code = "TOPIC_ALREADY_EXISTS"
+
+
+class RequestTooLarge(MiniMQError):
+    code = "REQUEST_TOO_LARGE"
+
+
+class MessageTooLarge(MiniMQError):
+    code = "MESSAGE_TOO_LARGE"
+
+
+class OffsetOutOfRange(MiniMQError):
+    code = "OFFSET_OUT_OF_RANGE"
+
+
+class RequestTimeout(MiniMQError):
+    code = "REQUEST_TIMEOUT"
+
+
+class TooManyConnections(MiniMQError):
+    code = "TOO_MANY_CONNECTIONS"
+
+
+class StorageError(MiniMQError):
+    """The log could not do what was asked; nothing was acknowledged."""
+
+    code = "STORAGE_ERROR"
+
+
+class StorageFull(StorageError):
+    """A write failed with ENOSPC (or EDQUOT)."""
+
+    code = "STORAGE_FULL"
+
+
+class LogFailed(StorageError):
+    """A write or fsync failed earlier; the log refuses appends until reopened."""
+
+    code = "LOG_FAILED"
+
+
+class CorruptLog(StorageError):
+    """A sealed segment holds a batch that fails its CRC (never skipped silently)."""
+
+    code = "CORRUPT_LOG"
+
+
+class DataDirLocked(StorageError):
+    """Another broker process holds the data directory's lock file."""
+
+    code = "DATA_DIR_LOCKED"
+
+
+class BrokerUnavailable(MiniMQError):
+    """Client side: the broker could not be reached or did not answer in time."""
+
+    code = "BROKER_UNAVAILABLE"
+
+
+def _all_subclasses(cls: type[MiniMQError]) -> list[type[MiniMQError]]:
+    found: list[type[MiniMQError]] = [cls]
+    for sub in cls.__subclasses__():
+        found.extend(_all_subclasses(sub))
+    return found
+
+
+ERRORS_BY_CODE: dict[str, type[MiniMQError]] = {c.code: c for c in _all_subclasses(MiniMQError)}
+
+
+def error_for_code(code: str, message: str) -> MiniMQError:
+    """Rebuild the typed error for a code received over the wire."""
+    return ERRORS_BY_CODE.get(code, MiniMQError)(message)

@@ -1,0 +1,173 @@
+"""The narrow interface between the broker core and whatever stores the log.
+
+``minimq.core`` depends only on these types and protocols; the on-disk engine
+in this package implements them, and tests may swap in an in-memory fake.
+
+Offsets follow Kafka: the *start offset* is the first offset still stored, the
+*end offset* (high watermark) is the offset the next appended record gets.
+Timestamps are milliseconds since the Unix epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Protocol
+
+from minimq.errors import InvalidConfig
+
+Header = tuple[str, bytes]
+
+
+class Record(NamedTuple):
+    """One stored record, as read back from a partition."""
+
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...]
+
+
+class NewRecord(NamedTuple):
+    """One record to append; ``timestamp=None`` means broker time at append."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[Header, ...] = ()
+    timestamp: int | None = None
+
+
+FsyncMode = Literal["always", "interval", "never"]
+
+
+@dataclass(frozen=True, slots=True)
+class FsyncPolicy:
+    """When an appended batch counts as durable.
+
+    ``always``: acknowledged only after write + fsync (group-committed).
+    ``interval``: acknowledged after write; fsync at most ``interval_ms`` later.
+    ``never``: acknowledged after write; the OS decides when to flush.
+    """
+
+    mode: FsyncMode = "always"
+    interval_ms: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> FsyncPolicy:
+        text = text.strip()
+        if text in ("always", "never"):
+            return cls(mode=text)  # type: ignore[arg-type]
+        if text.startswith("interval:"):
+            raw = text.removeprefix("interval:")
+            if raw.isdigit() and 0 < int(raw) <= 3_600_000:
+                return cls(mode="interval", interval_ms=int(raw))
+        raise InvalidConfig(f"fsync policy must be always, never or interval:<ms>, not {text!r}")
+
+    def __str__(self) -> str:
+        return f"interval:{self.interval_ms}" if self.mode == "interval" else self.mode
+
+
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """Per-topic settings, persisted atomically with the topic."""
+
+    partitions: int = 1
+    retention_ms: int | None = None
+    retention_bytes: int | None = None
+    segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    segment_ms: int | None = None
+    fsync: FsyncPolicy | None = None  # None: the broker-wide policy
+
+
+class PartitionLog(Protocol):
+    """One partition's append-only log.
+
+    Appends are serialized by the log's writer; reads may run concurrently
+    with appends and never see a batch that is not completely written.
+    """
+
+    @property
+    def start_offset(self) -> int: ...
+
+    @property
+    def end_offset(self) -> int: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    async def append(self, records: Sequence[NewRecord]) -> int:
+        """Append one batch; return its base offset once the fsync policy is met."""
+        ...
+
+    def read(self, offset: int, max_records: int, max_bytes: int) -> list[Record]:
+        """Records from ``offset`` (may be mid-batch), at most the given limits.
+
+        Returns at least one record when ``offset < end_offset`` even if that
+        record alone exceeds ``max_bytes``. Raises ``OffsetOutOfRange`` when
+        ``offset`` is below the start or above the end offset.
+        """
+        ...
+
+    def offset_for_timestamp(self, timestamp: int) -> int:
+        """First offset whose timestamp is >= ``timestamp`` (end offset if none)."""
+        ...
+
+
+class LogStore(Protocol):
+    """Every topic of one data directory."""
+
+    def topic_names(self) -> list[str]: ...
+
+    def topic_config(self, topic: str) -> TopicConfig: ...
+
+    async def create_topic(self, topic: str, config: TopicConfig) -> None: ...
+
+    async def delete_topic(self, topic: str) -> None: ...
+
+    def partition(self, topic: str, partition: int) -> PartitionLog: ...
+
+    async def apply_retention(self) -> int:
+        """Delete whole segments past each topic's retention; return how many."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class OffsetStore(Protocol):
+    """Committed consumer-group offsets; a commit that returned survives kill -9."""
+
+    async def commit(self, group: str, offsets: Iterable[tuple[str, int, int]]) -> None:
+        """Durably store ``(topic, partition, offset)`` triples for ``group``."""
+        ...
+
+    def committed(self, group: str) -> dict[tuple[str, int], int]: ...
+
+    def group_names(self) -> list[str]: ...
+
+    async def delete_group(self, group: str) -> None: ...
+
+    async def delete_topic(self, topic: str) -> None:
+        """Forget every group's offsets for a deleted topic."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Storage(Protocol):
+    """An opened data directory: the topic logs and the group offsets.
+
+    Opening takes the data directory's exclusive lock and runs recovery;
+    ``close`` flushes, fsyncs and releases the lock.
+    """
+
+    @property
+    def logs(self) -> LogStore: ...
+
+    @property
+    def offsets(self) -> OffsetStore: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,440 @@
+"""One partition's log: ordered segments, the group-committing writer, roll and retention.
+
+Writing.  ``append`` encodes its batch on the caller's task and queues it; a
+single writer task per partition takes *everything queued so far* as one
+group, assigns consecutive offsets, and writes the group with one ``pwrite``
+(one per segment if the group crosses a roll) in a worker thread.  Under
+``fsync=always`` the same thread call fsyncs before any append of the group is
+acknowledged, so N concurrent producers pay for one fsync, not N.  Under
+``interval:<ms>`` appends are acknowledged after the write and a timer fsyncs
+at most ``interval_ms`` later; under ``never`` only rolls and ``close`` fsync.
+
+Failure.  If a write or fsync raises, every append of the group fails
+(``StorageFull`` for ENOSPC/EDQUOT, ``LogFailed`` otherwise), the log file is
+truncated back to the last published byte, and the log is *poisoned*: every
+later append raises ``LogFailed`` until the data directory is reopened and
+recovered.  An fsync is never retried: after a failed fsync the kernel may
+have dropped the dirty pages, so a retry that "succeeds" proves nothing.
+
+Concurrency contract.  All public methods run on the event-loop thread.
+``read`` and ``offset_for_timestamp`` are synchronous and only look at
+published state (segment list, each segment's published ``size``), which the
+loop thread updates after a write returned; they never block on the writer.
+Blocking file work runs in the default executor, serialized by ``_io_lock``
+(writer groups, rolls, interval fsyncs, retention and close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import logging
+import re
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from minimq.errors import CorruptLog, InvalidRequest, LogFailed, OffsetOutOfRange, StorageError
+from minimq.storage.api import FsyncPolicy, NewRecord, Record, TopicConfig
+from minimq.storage.batch import encode_batch
+from minimq.storage.files import TMP_SUFFIX, fsync_dir, storage_error
+from minimq.storage.segment import LOG_SUFFIX, Segment
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)")
+_BASE_OFFSET_BYTES = 8
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _PendingAppend:
+    frame: bytearray
+    record_count: int
+    future: asyncio.Future[int]
+    base_offset: int = field(default=-1)
+
+
+class DiskPartitionLog:
+    """A partition stored as segment files in its own directory (see the module docstring)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        segments: list[Segment],
+        config: TopicConfig,
+        fsync: FsyncPolicy,
+    ) -> None:
+        self.directory = directory
+        self._segments = segments
+        self._bases = [segment.base_offset for segment in segments]
+        self._size_bytes = sum(segment.size for segment in segments)
+        self.config = config
+        self.fsync = fsync
+        self._queue: list[_PendingAppend] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._io_lock = asyncio.Lock()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._failure: StorageError | None = None
+        self._closed = False
+
+    # ----------------------------------------------------------------- opening
+
+    @classmethod
+    def open(
+        cls, directory: Path, config: TopicConfig, fsync: FsyncPolicy, *, clean: bool
+    ) -> DiskPartitionLog:
+        """Open (blocking) and recover the partition in ``directory``.
+
+        Passes: (1) delete leftover ``.tmp`` files and index files without a
+        log; (2) load sealed segments from their index (rebuilding a missing
+        or inconsistent one, ``CorruptLog`` on any bad frame); (3) load the
+        last segment the same way after a clean shutdown, otherwise re-verify
+        all of it and truncate a torn tail; (4) check that segments are
+        contiguous.  An empty directory gets a first segment at offset 0.
+        """
+        bases = _clean_directory(directory)
+        segments: list[Segment] = []
+        try:
+            for number, base in enumerate(bases):
+                active = number == len(bases) - 1
+                segments.append(
+                    Segment.load(directory, base, active=active, recover=active and not clean)
+                )
+            for previous, current in itertools.pairwise(segments):
+                if previous.next_offset != current.base_offset:
+                    raise CorruptLog(
+                        f"{previous.log_path}: ends at offset {previous.next_offset} but the "
+                        f"next segment starts at {current.base_offset}; refusing to open"
+                    )
+            if not segments:
+                segments.append(Segment.create(directory, 0))
+                fsync_dir(directory)
+        except BaseException:
+            for segment in segments:
+                segment.close()
+            raise
+        return cls(directory, segments, config, fsync)
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def start_offset(self) -> int:
+        return self._segments[0].base_offset
+
+    @property
+    def end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return self._size_bytes
+
+    @property
+    def failed(self) -> bool:
+        return self._failure is not None
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    # ----------------------------------------------------------------- reading
+
+    def read(self, offset: int, max_records: int, max_bytes: int) -> list[Record]:
+        start, end = self.start_offset, self.end_offset
+        if not start <= offset <= end:
+            raise OffsetOutOfRange(f"offset {offset} is outside the log's range [{start}, {end}]")
+        out: list[Record] = []
+        if offset == end or max_records <= 0:
+            return out
+        budget = max_bytes
+        first = bisect_right(self._bases, offset) - 1
+        for segment in self._segments[first:]:
+            if offset >= segment.next_offset:
+                continue
+            records, budget = segment.read(
+                offset, max_records - len(out), budget, at_least_one=not out
+            )
+            out.extend(records)
+            if len(out) >= max_records or budget <= 0 or not records:
+                break
+            offset = out[-1].offset + 1
+        return out
+
+    def offset_for_timestamp(self, timestamp: int) -> int:
+        for segment in list(self._segments):
+            found = segment.offset_for_timestamp(timestamp)
+            if found is not None:
+                return found
+        return self.end_offset
+
+    # ----------------------------------------------------------------- appending
+
+    async def append(self, records: Sequence[NewRecord]) -> int:
+        if self._failure is not None:
+            raise LogFailed(f"{self.directory}: an earlier write failed ({self._failure.message})")
+        if self._closed:
+            raise LogFailed(f"{self.directory}: the log is closed")
+        if not records:
+            raise InvalidRequest("a batch needs at least one record")
+        frame = encode_batch(0, records, now_ms())
+        loop = asyncio.get_running_loop()
+        pending = _PendingAppend(frame, len(records), loop.create_future())
+        self._queue.append(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_queued())
+        return await pending.future
+
+    async def _write_queued(self) -> None:
+        async with self._io_lock:
+            while self._queue:
+                group, self._queue = self._queue, []
+                if self._failure is not None:
+                    _fail(group, LogFailed(f"{self.directory}: an earlier write failed"))
+                    continue
+                try:
+                    await self._write_group(group)
+                except StorageError as exc:
+                    self._failure = exc
+                    log.error(
+                        "%s: append failed, log refuses writes until reopened: %s",
+                        self.directory,
+                        exc.message,
+                    )
+                    _fail(group, exc)
+                except Exception as exc:
+                    # A bug, not an I/O error: still never leave an append waiting.
+                    log.exception(
+                        "%s: writer failed, log refuses writes until reopened", self.directory
+                    )
+                    self._failure = LogFailed(f"{self.directory}: writer failed: {exc!r}")
+                    _fail(group, self._failure)
+                except BaseException:
+                    self._failure = LogFailed(f"{self.directory}: writer cancelled")
+                    _fail(group + self._queue, self._failure)
+                    self._queue = []
+                    raise
+
+    async def _write_group(self, group: list[_PendingAppend]) -> None:
+        offset = self.end_offset
+        for pending in group:
+            pending.frame[:_BASE_OFFSET_BYTES] = offset.to_bytes(_BASE_OFFSET_BYTES, "big")
+            pending.base_offset = offset
+            offset += pending.record_count
+        now = now_ms()
+        sync = self.fsync.mode == "always"
+        first = 0
+        while first < len(group):
+            segment = self._segments[-1]
+            if self._roll_due(segment, len(group[first].frame), now):
+                segment = await self._roll()
+            last = first + 1
+            size = segment.size + len(group[first].frame)
+            while last < len(group) and size + len(group[last].frame) <= self.config.segment_bytes:
+                size += len(group[last].frame)
+                last += 1
+            chunk = group[first:last]
+            planned = segment.plan([pending.frame for pending in chunk])
+            await self._blocking(
+                functools.partial(segment.write, planned, sync=sync),
+                f"append to {segment.log_path}",
+            )
+            segment.publish(planned, now)
+            self._size_bytes += planned.end - planned.start
+            for pending in chunk:
+                if not pending.future.done():
+                    pending.future.set_result(pending.base_offset)
+            first = last
+        if self.fsync.mode == "interval" and self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                self.fsync.interval_ms / 1000, self._start_interval_flush
+            )
+
+    def _roll_due(self, segment: Segment, frame_size: int, now: int) -> bool:
+        if segment.size == 0:
+            return False
+        if segment.size + frame_size > self.config.segment_bytes:
+            return True
+        age_limit = self.config.segment_ms
+        return (
+            age_limit is not None
+            and segment.first_append_ms is not None
+            and now - segment.first_append_ms >= age_limit
+        )
+
+    async def _roll(self) -> Segment:
+        """Seal the active segment and start a new one at the end offset (holds ``_io_lock``)."""
+        old = self._segments[-1]
+
+        def seal_and_create() -> Segment:
+            old.seal()
+            new = Segment.create(self.directory, old.next_offset)
+            fsync_dir(self.directory)
+            return new
+
+        try:
+            new = await self._blocking(seal_and_create, f"roll {old.log_path}")
+        except StorageError as exc:
+            self._failure = exc
+            raise
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        return new
+
+    async def _blocking(self, work: Callable[[], _T], what: str) -> _T:
+        """Run blocking file work in a worker thread, mapping ``OSError`` to a storage error."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, work)
+        except OSError as exc:
+            raise storage_error(exc, f"{self.directory}: {what}") from exc
+
+    def _start_interval_flush(self) -> None:
+        self._flush_timer = None
+        task = asyncio.get_running_loop().create_task(self._interval_flush())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _interval_flush(self) -> None:
+        async with self._io_lock:
+            if self._failure is not None or self._closed:
+                return
+            active = self._segments[-1]
+            try:
+                await self._blocking(active.sync, f"fsync {active.log_path}")
+            except StorageError as exc:
+                self._failure = exc
+                log.error(
+                    "%s: interval fsync failed, log refuses writes until reopened: %s",
+                    self.directory,
+                    exc.message,
+                )
+
+    # ----------------------------------------------------------------- retention
+
+    async def apply_retention(self, now: int) -> int:
+        """Delete the oldest whole segments past the time and size limits; return how many.
+
+        Time: a prefix of segments whose newest record is older than
+        ``retention_ms``; an expired active segment is rolled first so it can
+        go too.  Size: the oldest sealed segments while the rest still holds
+        at least ``retention_bytes``.  The start offset moves to the first
+        remaining segment.
+        """
+        retention_ms, retention_bytes = self.config.retention_ms, self.config.retention_bytes
+        if retention_ms is None and retention_bytes is None:
+            return 0
+        async with self._io_lock:
+            if self._failure is not None or self._closed:
+                return 0
+            victims = 0
+            if retention_ms is not None:
+                cutoff = now - retention_ms
+                while (
+                    victims < len(self._segments)
+                    and self._segments[victims].size > 0
+                    and self._segments[victims].max_timestamp < cutoff
+                ):
+                    victims += 1
+                if victims == len(self._segments):
+                    await self._roll()
+            if retention_bytes is not None:
+                remaining = self._size_bytes - sum(s.size for s in self._segments[:victims])
+                while (
+                    victims < len(self._segments) - 1
+                    and remaining - self._segments[victims].size >= retention_bytes
+                ):
+                    remaining -= self._segments[victims].size
+                    victims += 1
+            if victims == 0:
+                return 0
+            doomed = self._segments[:victims]
+            del self._segments[:victims]
+            del self._bases[:victims]
+            self._size_bytes -= sum(segment.size for segment in doomed)
+
+            def delete_files() -> None:
+                for segment in doomed:
+                    segment.delete()
+                fsync_dir(self.directory)
+
+            await self._blocking(delete_files, "delete expired segments")
+            log.info(
+                "%s: retention deleted %d segment(s); start offset now %d",
+                self.directory,
+                victims,
+                self.start_offset,
+            )
+            return victims
+
+    # ----------------------------------------------------------------- closing
+
+    async def close(self) -> None:
+        """Finish queued appends, fsync (unless the log failed) and close the files."""
+        self._closed = True
+        if self._writer is not None:
+            await self._writer
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        for task in list(self._background):
+            await task
+        async with self._io_lock:
+            failed = self._failure is not None
+
+            def sync_and_close() -> None:
+                try:
+                    if not failed:
+                        self._segments[-1].sync()
+                finally:
+                    self.close_files()
+
+            await self._blocking(sync_and_close, "close")
+
+    def close_files(self) -> None:
+        """Close every segment without fsync (blocking; for aborted opens and after ``close``)."""
+        for segment in self._segments:
+            segment.close()
+
+
+def _fail(group: list[_PendingAppend], error: StorageError) -> None:
+    """Fail every still-waiting append, each with its own copy of ``error``."""
+    for pending in group:
+        if not pending.future.done():
+            pending.future.set_exception(type(error)(error.message))
+
+
+def _clean_directory(directory: Path) -> list[int]:
+    """Remove temporary and orphaned index files; return the segments' base offsets, sorted."""
+    logs: set[int] = set()
+    indexes: list[tuple[int, Path]] = []
+    for path in directory.iterdir():
+        if path.name.endswith(TMP_SUFFIX):
+            log.warning("%s: removing leftover temporary file", path)
+            path.unlink()
+            continue
+        match = _SEGMENT_FILE.fullmatch(path.name)
+        if match is None:
+            continue
+        base = int(match.group(1))
+        if match.group(2) == LOG_SUFFIX[1:]:
+            logs.add(base)
+        else:
+            indexes.append((base, path))
+    for base, path in indexes:
+        if base not in logs:
+            log.warning("%s: removing index without a segment", path)
+            path.unlink()
+    with contextlib.suppress(OSError):
+        if indexes or logs:
+            fsync_dir(directory)
+    return sorted(logs)

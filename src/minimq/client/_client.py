@@ -1,0 +1,289 @@
+"""The synchronous client: one method per v1 endpoint over a pooled ``httpx.Client``.
+
+Concurrency contract: a ``Client`` is thread-safe (httpx's connection pool is),
+so one instance may be shared by many threads; each call borrows a pooled
+keep-alive connection.  ``stream()`` holds its own connection until the
+iterator is closed or exhausted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from minimq.client import _calls
+from minimq.client._calls import Call, OffsetSpec, ResetTarget
+from minimq.client._models import (
+    FetchResult,
+    GroupFetchResult,
+    GroupInfo,
+    GroupSummary,
+    Record,
+    RecordMetadata,
+    TopicInfo,
+)
+from minimq.client._sse import SSEDecoder
+from minimq.client._transport import (
+    RetryPolicy,
+    decode_response,
+    encode_body,
+    error_from_response,
+    read_timeout,
+    request_headers,
+    unavailable,
+)
+
+T = TypeVar("T")
+
+DEFAULT_BROKER_URL = "http://localhost:5000"
+
+
+class Client:
+    """Talks to one broker.  Broker errors raise the typed :mod:`minimq.errors` classes;
+    an unreachable broker raises :class:`~minimq.errors.BrokerUnavailable`.
+
+    ``timeout`` bounds connecting, sending and waiting for each answer (long
+    polls add their ``wait_ms``); ``retries`` is how many more attempts a call
+    gets when that is safe (see :mod:`minimq.client._transport`).
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BROKER_URL,
+        *,
+        token: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._retry = RetryPolicy(retries=retries)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=request_headers(token), timeout=timeout
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, call: Call[T]) -> T:
+        content, headers = encode_body(call)
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    call.method,
+                    call.path,
+                    params=call.params,
+                    content=content,
+                    headers=headers,
+                    timeout=read_timeout(self.timeout, call),
+                )
+            except httpx.HTTPError as exc:
+                delay = self._retry.delay_after_error(call, exc, attempt)
+                if delay is None:
+                    raise unavailable(self.base_url, exc) from exc
+            else:
+                delay = self._retry.delay_after_status(call, response.status_code, attempt)
+                if delay is None:
+                    return decode_response(call, response)
+            time.sleep(delay)
+            attempt += 1
+
+    def health(self) -> dict[str, Any]:
+        return self._send(_calls.health())
+
+    def list_topics(self) -> list[TopicInfo]:
+        return self._send(_calls.list_topics())
+
+    def create_topic(
+        self,
+        name: str,
+        *,
+        partitions: int = 1,
+        retention_ms: int | None = None,
+        retention_bytes: int | None = None,
+        segment_bytes: int | None = None,
+        fsync: str | None = None,
+    ) -> TopicInfo:
+        return self._send(
+            _calls.create_topic(
+                name,
+                partitions=partitions,
+                retention_ms=retention_ms,
+                retention_bytes=retention_bytes,
+                segment_bytes=segment_bytes,
+                fsync=fsync,
+            )
+        )
+
+    def describe_topic(self, name: str) -> TopicInfo:
+        return self._send(_calls.describe_topic(name))
+
+    def delete_topic(self, name: str) -> None:
+        self._send(_calls.delete_topic(name))
+
+    def produce(
+        self,
+        topic: str,
+        value: Any,
+        *,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+    ) -> RecordMetadata:
+        record = {
+            "value": value,
+            "key": key,
+            "headers": headers,
+            "partition": partition,
+            "timestamp": timestamp,
+        }
+        return self.produce_batch(topic, [record])[0]
+
+    def produce_batch(
+        self, topic: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[RecordMetadata]:
+        """Append ``records`` in one request (one batch on disk); metadata in request order."""
+        return self._send(_calls.produce_batch(topic, records))
+
+    def fetch(
+        self,
+        topic: str,
+        partition: int = 0,
+        *,
+        offset: OffsetSpec = "earliest",
+        timestamp: int | None = None,
+        limit: int = 100,
+        max_bytes: int | None = None,
+        wait_ms: int = 0,
+    ) -> FetchResult:
+        return self._send(
+            _calls.fetch(
+                topic,
+                partition,
+                offset=offset,
+                timestamp=timestamp,
+                limit=limit,
+                max_bytes=max_bytes,
+                wait_ms=wait_ms,
+            )
+        )
+
+    def group_fetch(
+        self,
+        group: str,
+        topic: str,
+        *,
+        member_id: str | None = None,
+        limit: int = 100,
+        wait_ms: int = 0,
+        commit: bool = False,
+        auto_offset_reset: str = "earliest",
+    ) -> GroupFetchResult:
+        return self._send(
+            _calls.group_fetch(
+                group,
+                topic,
+                member_id=member_id,
+                limit=limit,
+                wait_ms=wait_ms,
+                commit=commit,
+                auto_offset_reset=auto_offset_reset,
+            )
+        )
+
+    def commit(
+        self,
+        group: str,
+        offsets: Sequence[tuple[str, int, int]],
+        *,
+        member_id: str | None = None,
+    ) -> None:
+        """Durably store ``(topic, partition, next offset to read)`` positions for ``group``."""
+        self._send(_calls.commit(group, offsets, member_id=member_id))
+
+    def heartbeat(self, group: str, topic: str, member_id: str) -> list[int]:
+        """Keep ``member_id`` alive in ``group`` (joining it if new); returns its partitions."""
+        return self._send(_calls.heartbeat(group, topic, member_id))
+
+    def leave_group(self, group: str, topic: str, member_id: str) -> None:
+        self._send(_calls.leave_group(group, topic, member_id))
+
+    def list_groups(self) -> list[GroupSummary]:
+        return self._send(_calls.list_groups())
+
+    def describe_group(self, group: str) -> GroupInfo:
+        return self._send(_calls.describe_group(group))
+
+    def reset_group(
+        self,
+        group: str,
+        topic: str,
+        *,
+        to: ResetTarget,
+        offset: int | None = None,
+        timestamp: int | None = None,
+        partition: int | None = None,
+    ) -> GroupInfo:
+        return self._send(
+            _calls.reset_group(
+                group, topic, to=to, offset=offset, timestamp=timestamp, partition=partition
+            )
+        )
+
+    def delete_group(self, group: str) -> None:
+        self._send(_calls.delete_group(group))
+
+    def stream(
+        self,
+        topic: str,
+        *,
+        start: OffsetSpec = "latest",
+        partition: int | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[Record]:
+        """Records of ``topic`` as they are appended (server-sent events).
+
+        The iteration ends when the broker closes the stream or, with
+        ``timeout``, once no record arrived for ``timeout`` seconds; since a
+        blocking read can only be bounded per read, it may end up to
+        ``min(timeout, 15)`` seconds later (the broker's keep-alive period).
+        Closing the generator (``close()``, ``break`` in a ``with
+        contextlib.closing(...)``, garbage collection) closes the connection.
+        """
+        path, params = _calls.stream_request(topic, start=start, partition=partition)
+        http_timeout = httpx.Timeout(self.timeout, read=timeout)
+        decoder = SSEDecoder()
+        try:
+            with self._http.stream("GET", path, params=params, timeout=http_timeout) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from_response(response)
+                deadline = None if timeout is None else time.monotonic() + timeout
+                for line in response.iter_lines():
+                    record = decoder.feed(line)
+                    if record is not None:
+                        yield record
+                        deadline = None if timeout is None else time.monotonic() + timeout
+                    elif deadline is not None and time.monotonic() >= deadline:
+                        return
+        except httpx.ReadTimeout:
+            return
+        except httpx.HTTPError as exc:
+            raise unavailable(self.base_url, exc) from exc

@@ -1,0 +1,230 @@
+"""The values the client returns: frozen, slotted dataclasses built from broker JSON.
+
+Each ``from_json`` takes one decoded JSON object in the shape ``docs/http-api.md``
+documents and raises :class:`minimq.errors.MiniMQError` when the broker answered
+something else, so a contract mismatch surfaces as one clear error instead of a
+``KeyError`` deep inside a caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from minimq.errors import MiniMQError
+
+JSONObject = dict[str, Any]
+
+
+def _require(payload: Any, *fields: str) -> JSONObject:
+    if not isinstance(payload, dict) or any(name not in payload for name in fields):
+        raise MiniMQError(f"unexpected broker response (wanted fields {fields}): {payload!r:.200}")
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as stored: ``value`` comes back exactly as it was produced."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: str | None
+    value: Any
+    headers: dict[str, str]
+
+    @classmethod
+    def from_json(cls, payload: Any) -> Record:
+        data = _require(payload, "topic", "partition", "offset", "timestamp", "value")
+        return cls(
+            topic=data["topic"],
+            partition=int(data["partition"]),
+            offset=int(data["offset"]),
+            timestamp=int(data["timestamp"]),
+            key=data.get("key"),
+            value=data["value"],
+            headers=dict(data.get("headers") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where a produced record was stored."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    """Offsets and size of one partition; ``end_offset`` is the next offset to be written."""
+
+    partition: int
+    start_offset: int
+    end_offset: int
+    messages: int
+    bytes: int
+
+    @classmethod
+    def from_json(cls, payload: Any) -> PartitionInfo:
+        data = _require(payload, "partition", "start_offset", "end_offset")
+        return cls(
+            partition=int(data["partition"]),
+            start_offset=int(data["start_offset"]),
+            end_offset=int(data["end_offset"]),
+            messages=int(data.get("messages", data["end_offset"] - data["start_offset"])),
+            bytes=int(data.get("bytes", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """A topic's configuration and per-partition offsets."""
+
+    name: str
+    partitions: int
+    messages: int
+    bytes: int
+    partition_info: list[PartitionInfo]
+    config: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, payload: Any) -> TopicInfo:
+        data = _require(payload, "name", "partitions")
+        return cls(
+            name=data["name"],
+            partitions=int(data["partitions"]),
+            messages=int(data.get("messages", 0)),
+            bytes=int(data.get("bytes", 0)),
+            partition_info=[PartitionInfo.from_json(p) for p in data.get("partition_info", [])],
+            config=dict(data.get("config") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """A page of one partition; fetch again from ``next_offset`` for the next page."""
+
+    topic: str
+    partition: int
+    records: list[Record]
+    next_offset: int
+    high_watermark: int
+    start_offset: int
+
+    @classmethod
+    def from_json(cls, payload: Any) -> FetchResult:
+        data = _require(payload, "topic", "partition", "records", "next_offset", "high_watermark")
+        return cls(
+            topic=data["topic"],
+            partition=int(data["partition"]),
+            records=[Record.from_json(r) for r in data["records"]],
+            next_offset=int(data["next_offset"]),
+            high_watermark=int(data["high_watermark"]),
+            start_offset=int(data.get("start_offset", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFetchResult:
+    """Records handed to one group member, with its assignment and new positions."""
+
+    group: str
+    topic: str
+    member_id: str
+    assignment: list[int]
+    records: list[Record]
+    positions: dict[int, int]
+
+    @classmethod
+    def from_json(cls, payload: Any) -> GroupFetchResult:
+        data = _require(payload, "group", "topic", "member_id", "assignment", "records")
+        return cls(
+            group=data["group"],
+            topic=data["topic"],
+            member_id=data["member_id"],
+            assignment=[int(p) for p in data["assignment"]],
+            records=[Record.from_json(r) for r in data["records"]],
+            positions={int(p["partition"]): int(p["offset"]) for p in data.get("positions") or []},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOffset:
+    """A group's committed position on one partition and how far behind the end it is."""
+
+    topic: str
+    partition: int
+    committed_offset: int | None
+    end_offset: int
+    lag: int
+
+    @classmethod
+    def from_json(cls, payload: Any) -> GroupOffset:
+        data = _require(payload, "topic", "partition", "end_offset")
+        committed = data.get("committed_offset")
+        return cls(
+            topic=data["topic"],
+            partition=int(data["partition"]),
+            committed_offset=None if committed is None else int(committed),
+            end_offset=int(data["end_offset"]),
+            lag=int(data.get("lag", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    """A live member of a group and the partitions it owns."""
+
+    member_id: str
+    topic: str
+    partitions: list[int]
+    last_seen_ms: int
+
+    @classmethod
+    def from_json(cls, payload: Any) -> GroupMember:
+        data = _require(payload, "member_id", "topic")
+        return cls(
+            member_id=data["member_id"],
+            topic=data["topic"],
+            partitions=[int(p) for p in data.get("partitions", [])],
+            last_seen_ms=int(data.get("last_seen_ms", 0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """A group's live members and committed offsets."""
+
+    group: str
+    members: list[GroupMember]
+    offsets: list[GroupOffset]
+
+    @classmethod
+    def from_json(cls, payload: Any) -> GroupInfo:
+        data = _require(payload, "group")
+        return cls(
+            group=data["group"],
+            members=[GroupMember.from_json(m) for m in data.get("members", [])],
+            offsets=[GroupOffset.from_json(o) for o in data.get("offsets", [])],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """One line of the group list."""
+
+    group: str
+    topics: list[str]
+    members: int
+
+    @classmethod
+    def from_json(cls, payload: Any) -> GroupSummary:
+        data = _require(payload, "group")
+        return cls(
+            group=data["group"],
+            topics=list(data.get("topics", [])),
+            members=int(data.get("members", 0)),
+        )

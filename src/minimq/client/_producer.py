@@ -1,0 +1,328 @@
+"""Batching producer: ``send()`` buffers, a background thread sends batches.
+
+Concurrency contract: ``send``, ``flush`` and ``close`` may be called from any
+number of threads.  One background thread (``minimq-producer``) owns all I/O
+and sends one batch at a time, so records of one topic reach the broker in
+``send`` order and keep that order within each partition.  All shared state is
+guarded by one ``threading.Condition``.
+
+Batching: a topic's buffered records are sent together once ``linger_ms``
+passed since the oldest of them was queued, or as soon as ``max_batch_records``
+or ``max_batch_bytes`` (JSON size) are reached, or when ``flush()``/``close()``
+asks for it.
+
+Back-pressure: at most ``buffer_records`` records are held (buffered or in
+flight) at a time; ``send`` blocks while the buffer is full and raises
+``TimeoutError`` after ``send_timeout`` seconds.
+
+Delivery: a batch that failed because the broker was unreachable or
+overloaded (``BrokerUnavailable``, 503s, timeouts) is sent again after a
+capped exponential backoff, up to ``retries`` times (``None``: until it
+succeeds or the producer is closed).  The first attempt may have been written
+before the connection broke, so a retried batch can be stored twice:
+delivery is at-least-once.  Other errors (unknown topic with auto-creation
+off, a record over the size limit, ...) fail the futures of that batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from minimq.client._calls import record_body
+from minimq.client._client import Client
+from minimq.client._models import RecordMetadata
+from minimq.client._transport import RetryPolicy
+from minimq.errors import (
+    BrokerUnavailable,
+    MiniMQError,
+    RequestTimeout,
+    StorageError,
+    TooManyConnections,
+)
+
+log = logging.getLogger("minimq.client.producer")
+
+# Errors after which the same batch may succeed later (a restart, a full queue).
+_TRANSIENT = (BrokerUnavailable, TooManyConnections, RequestTimeout, StorageError)
+
+# Per-record envelope in the request body ({"value": ..., "key": ...} plus separators).
+_RECORD_OVERHEAD = 32
+
+RecordCallback = Callable[["Future[RecordMetadata]"], object]
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: dict[str, Any]
+    size: int
+    enqueued_at: float
+    future: Future[RecordMetadata] = field(default_factory=Future)
+
+
+@dataclass(slots=True)
+class _TopicQueue:
+    records: deque[_Pending] = field(default_factory=deque)
+    bytes: int = 0
+
+
+class Producer:
+    """Buffers records and sends them in batches from a background thread."""
+
+    def __init__(
+        self,
+        client_or_url: Client | str,
+        *,
+        token: str | None = None,
+        linger_ms: float = 5,
+        max_batch_records: int = 1000,
+        max_batch_bytes: int = 1024 * 1024,
+        buffer_records: int = 100_000,
+        send_timeout: float | None = 60.0,
+        retries: int | None = 10,
+        max_backoff: float = 5.0,
+        request_timeout: float = 10.0,
+    ) -> None:
+        if max_batch_records < 1 or buffer_records < 1:
+            raise ValueError("max_batch_records and buffer_records must be positive")
+        self._owns_client = isinstance(client_or_url, str)
+        self._client = (
+            Client(client_or_url, token=token, timeout=request_timeout, retries=0)
+            if isinstance(client_or_url, str)
+            else client_or_url
+        )
+        self._linger = linger_ms / 1000
+        self._max_batch_records = max_batch_records
+        self._max_batch_bytes = max_batch_bytes
+        self._buffer_records = buffer_records
+        self._send_timeout = send_timeout
+        self._retries = retries
+        self._backoff = RetryPolicy(base_delay=0.1, max_delay=max_backoff)
+        self._lock = threading.Condition()
+        self._topics: dict[str, _TopicQueue] = {}
+        self._buffered = 0
+        self._in_flight: list[_Pending] = []
+        self._flushing = 0
+        self._closing = False
+        self._stop_retrying = threading.Event()
+        self._broker_down = False
+        self._sender = threading.Thread(target=self._run, name="minimq-producer", daemon=True)
+        self._sender.start()
+
+    @property
+    def buffered(self) -> int:
+        """Records accepted by ``send`` and not yet acknowledged or failed."""
+        with self._lock:
+            return self._held()
+
+    def _held(self) -> int:
+        return self._buffered + len(self._in_flight)
+
+    def send(
+        self,
+        topic: str,
+        value: Any,
+        key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        partition: int | None = None,
+        *,
+        timestamp: int | None = None,
+        callback: RecordCallback | None = None,
+        timeout: float | None = -1,
+    ) -> Future[RecordMetadata]:
+        """Queue one record; the future resolves to where it was stored.
+
+        Blocks while the buffer is full, for at most ``timeout`` seconds
+        (default: the producer's ``send_timeout``; ``None`` waits forever)
+        and then raises ``TimeoutError``.  ``callback`` runs with the finished
+        future, on the sender thread.
+        """
+        record = record_body(
+            {
+                "value": value,
+                "key": key,
+                "headers": dict(headers) if headers is not None else None,
+                "partition": partition,
+                "timestamp": timestamp,
+            }
+        )
+        pending = _Pending(record, len(orjson.dumps(record)) + _RECORD_OVERHEAD, time.monotonic())
+        if callback is not None:
+            pending.future.add_done_callback(callback)
+        wait = self._send_timeout if timeout == -1 else timeout
+        with self._lock:
+            if not self._lock.wait_for(
+                lambda: self._closing or self._held() < self._buffer_records, wait
+            ):
+                raise TimeoutError(f"producer buffer full ({self._buffer_records} records)")
+            if self._closing:
+                raise RuntimeError("producer is closed")
+            queue = self._topics.setdefault(topic, _TopicQueue())
+            queue.records.append(pending)
+            queue.bytes += pending.size
+            self._buffered += 1
+            self._lock.notify_all()
+        return pending.future
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Send everything buffered now and wait for the outcome; ``False`` on timeout."""
+        with self._lock:
+            last = [q.records[-1].future for q in self._topics.values() if q.records]
+            if self._in_flight:
+                last.append(self._in_flight[-1].future)
+            self._flushing += 1
+            self._lock.notify_all()
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            for future in last:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    future.exception(remaining)
+                except TimeoutError:
+                    return False
+            return True
+        finally:
+            with self._lock:
+                self._flushing -= 1
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Flush for at most about ``timeout`` seconds, then stop.
+
+        Futures of records still buffered then fail with ``BrokerUnavailable``.
+        A request already on the wire is not interrupted: if it outlasts the
+        timeout, the sender thread (a daemon) finishes it in the background.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.flush(timeout)
+        with self._lock:
+            self._closing = True
+            self._lock.notify_all()
+        self._stop_retrying.set()
+        self._sender.join(None if deadline is None else max(0.1, deadline - time.monotonic()))
+        if self._owns_client and not self._sender.is_alive():
+            self._client.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            topic, records = batch
+            try:
+                if records:
+                    self._deliver(topic, records)
+            except Exception as exc:
+                # The sender must outlive any one batch, or every later send would hang.
+                log.exception("unexpected error sending a batch to %s", topic)
+                _fail(records, exc)
+            with self._lock:
+                self._in_flight = []
+                self._lock.notify_all()
+
+    def _next_batch(self) -> tuple[str, list[_Pending]] | None:
+        """Wait for a batch that is due and take it out of the buffer (``None``: closed)."""
+        with self._lock:
+            while True:
+                if self._closing:
+                    self._fail_buffered()
+                    return None
+                now = time.monotonic()
+                due_topic, wake_at = None, None
+                for topic, queue in self._topics.items():
+                    ready_at = queue.records[0].enqueued_at + self._linger
+                    full = (
+                        len(queue.records) >= self._max_batch_records
+                        or queue.bytes >= self._max_batch_bytes
+                    )
+                    if full or self._flushing or ready_at <= now:
+                        due_topic = topic
+                        break
+                    wake_at = ready_at if wake_at is None else min(wake_at, ready_at)
+                if due_topic is not None:
+                    return due_topic, self._take(due_topic)
+                self._lock.wait(None if wake_at is None else wake_at - now)
+
+    def _take(self, topic: str) -> list[_Pending]:
+        queue = self._topics[topic]
+        batch: list[_Pending] = []
+        taken = size = 0
+        while queue.records and taken < self._max_batch_records:
+            head = queue.records[0]
+            if taken and size + head.size > self._max_batch_bytes:
+                break
+            queue.records.popleft()
+            taken += 1
+            size += head.size
+            # The executor protocol: a future the caller cancelled is dropped, not sent.
+            if head.future.set_running_or_notify_cancel():
+                batch.append(head)
+        queue.bytes -= size
+        if not queue.records:
+            # Re-inserting a topic moves it to the end of the dict: topics take turns.
+            del self._topics[topic]
+        self._buffered -= taken
+        self._in_flight = batch
+        self._lock.notify_all()
+        return batch
+
+    def _deliver(self, topic: str, batch: list[_Pending]) -> None:
+        attempt = 0
+        while True:
+            try:
+                metadata = self._client.produce_batch(topic, [p.record for p in batch])
+            except _TRANSIENT as exc:
+                if not self._may_retry(attempt, exc):
+                    _fail(batch, exc)
+                    return
+                self._stop_retrying.wait(self._backoff.backoff(attempt))
+                attempt += 1
+                continue
+            except MiniMQError as exc:
+                _fail(batch, exc)
+                return
+            if len(metadata) != len(batch):
+                _fail(batch, MiniMQError(f"broker acknowledged {len(metadata)} of {len(batch)}"))
+                return
+            if self._broker_down:
+                self._broker_down = False
+                log.warning("broker at %s reachable again; delivering", self._client.base_url)
+            for pending, meta in zip(batch, metadata, strict=True):
+                pending.future.set_result(meta)
+            return
+
+    def _may_retry(self, attempt: int, exc: MiniMQError) -> bool:
+        if not self._broker_down:
+            self._broker_down = True
+            log.warning("cannot deliver to the broker (%s); buffering and retrying", exc)
+        if self._stop_retrying.is_set():
+            return False
+        return self._retries is None or attempt < self._retries
+
+    def _fail_buffered(self) -> None:
+        error = BrokerUnavailable("producer closed before the record was delivered")
+        for queue in self._topics.values():
+            _fail(list(queue.records), error)
+        self._topics.clear()
+        self._buffered = 0
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for pending in batch:
+        future = pending.future
+        # In-flight futures are already running; buffered ones may have been cancelled.
+        if not future.done() and (future.running() or future.set_running_or_notify_cancel()):
+            future.set_exception(exc)

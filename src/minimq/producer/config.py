@@ -1,0 +1,132 @@
+"""Simulator settings: command-line flags with the original's environment variables.
+
+======================  ==========================  ==============================
+flag                    environment                 default
+======================  ==========================  ==============================
+``--broker-url``        ``BROKER_URL``,             ``http://localhost:5000``
+                        ``MINIMQ_BROKER_URL``
+``--topics``            ``TOPICS``                  ``temperature,humidity,pressure``
+``--topic``             ``TOPIC``                   none (pins every tick to it)
+``--interval``          ``INTERVAL_SECONDS``        ``2`` (fractions allowed)
+``--producer-id``       ``PRODUCER_ID``             ``<hostname>-<pid>``
+``--count``             ``MINIMQ_PRODUCER_COUNT``   ``1`` simulated producers
+``--token``             ``MINIMQ_TOKEN``            none
+``--buffer-records``    ``MINIMQ_PRODUCER_BUFFER``  ``10000`` readings held while
+                                                    the broker is away
+======================  ==========================  ==============================
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from dataclasses import dataclass
+
+DEFAULT_TOPICS = "temperature,humidity,pressure"
+
+
+def _env(*names: str, default: str | None = None) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return default
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def topic_list(text: str) -> list[str]:
+    topics = [name.strip() for name in text.split(",") if name.strip()]
+    if not topics:
+        raise argparse.ArgumentTypeError("needs at least one topic")
+    return topics
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    broker_url: str
+    topics: list[str]
+    interval: float
+    producer_id: str
+    count: int
+    token: str | None
+    buffer_records: int
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SimulatorConfig:
+        return cls(
+            broker_url=args.broker_url,
+            topics=[args.topic] if args.topic else args.topics,
+            interval=args.interval,
+            producer_id=args.producer_id,
+            count=args.count,
+            token=args.token,
+            buffer_records=args.buffer_records,
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulator's flags; string defaults from the environment go through ``type``."""
+    parser.add_argument(
+        "--broker-url",
+        default=_env("BROKER_URL", "MINIMQ_BROKER_URL", default="http://localhost:5000"),
+        help="broker base URL (env BROKER_URL or MINIMQ_BROKER_URL; default %(default)s)",
+    )
+    parser.add_argument(
+        "--topics",
+        type=topic_list,
+        default=_env("TOPICS", default=DEFAULT_TOPICS),
+        help="comma-separated topics to pick from at random (env TOPICS; default %(default)s)",
+    )
+    parser.add_argument(
+        "--topic",
+        default=_env("TOPIC"),
+        help="send every reading to this one topic (env TOPIC)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=positive_float,
+        default=_env("INTERVAL_SECONDS", default="2"),
+        help="seconds between readings of each producer (env INTERVAL_SECONDS; default 2)",
+    )
+    parser.add_argument(
+        "--producer-id",
+        default=_env("PRODUCER_ID", default=f"{socket.gethostname()}-{os.getpid()}"),
+        help="producer id in every reading (env PRODUCER_ID; default <hostname>-<pid>)",
+    )
+    parser.add_argument(
+        "--count",
+        type=positive_int,
+        default=_env("MINIMQ_PRODUCER_COUNT", default="1"),
+        help="simulated producers in this process (env MINIMQ_PRODUCER_COUNT; default 1)",
+    )
+    parser.add_argument(
+        "--token",
+        default=_env("MINIMQ_TOKEN"),
+        help="bearer token for the broker (env MINIMQ_TOKEN)",
+    )
+    parser.add_argument(
+        "--buffer-records",
+        type=positive_int,
+        default=_env("MINIMQ_PRODUCER_BUFFER", default="10000"),
+        help="readings kept while the broker is unreachable (env MINIMQ_PRODUCER_BUFFER)",
+    )

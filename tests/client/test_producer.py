@@ -1,0 +1,106 @@
+"""The batching Producer against a real broker: nothing lost, order kept, back-pressure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from minimq.client import Client, Producer, RecordMetadata
+from minimq.errors import BrokerUnavailable, TopicNotFound
+from tests.support.processes import BrokerProcess, free_port
+
+RECORDS = 100_000
+
+
+def read_partition(client: Client, topic: str, partition: int) -> list[int]:
+    values: list[int] = []
+    offset = 0
+    while True:
+        page = client.fetch(topic, partition, offset=offset, limit=10_000)
+        if not page.records:
+            return values
+        values.extend(r.value["n"] for r in page.records)
+        offset = page.next_offset
+
+
+def test_hundred_thousand_records_none_lost_order_kept(shared_broker: BrokerProcess) -> None:
+    with Client(shared_broker.url) as client:
+        client.create_topic("bulk", partitions=4)
+        futures: list[Future[RecordMetadata]] = []
+        with Producer(client, linger_ms=5, max_batch_records=2000) as producer:
+            for n in range(RECORDS):
+                # Keys pin each of 16 streams to one partition: its order must survive.
+                futures.append(producer.send("bulk", {"n": n}, key=f"stream-{n % 16}"))
+        metadata = [f.result(timeout=0) for f in futures]
+
+        by_partition: dict[int, list[int]] = defaultdict(list)
+        for n, meta in enumerate(metadata):
+            by_partition[meta.partition].append(n)
+        stored = {p: read_partition(client, "bulk", p) for p in range(4)}
+        assert sum(len(v) for v in stored.values()) == RECORDS
+        for partition, values in stored.items():
+            assert values == by_partition[partition], f"partition {partition} out of order"
+            offsets = [m.offset for m in metadata if m.partition == partition]
+            assert offsets == list(range(len(values)))
+
+
+def test_callback_and_flush(shared_broker: BrokerProcess) -> None:
+    done = threading.Event()
+    seen: list[RecordMetadata] = []
+
+    def on_done(future: Future[RecordMetadata]) -> None:
+        seen.append(future.result())
+        done.set()
+
+    with Producer(shared_broker.url, linger_ms=60_000) as producer:
+        future = producer.send("flushed", "v", callback=on_done)
+        assert not future.done()  # lingering: a minute unless flushed
+        assert producer.flush(timeout=10)
+        assert done.wait(5)
+    assert seen == [RecordMetadata("flushed", 0, 0)]
+
+
+def test_permanent_errors_fail_the_future(tmp_path: Path) -> None:
+    data = tmp_path / "strict"
+    data.mkdir()
+    with (
+        BrokerProcess(data, ["--no-auto-create-topics"]) as broker,
+        Producer(broker.url) as producer,
+    ):
+        future = producer.send("missing", 1)
+        with pytest.raises(TopicNotFound):
+            future.result(timeout=10)
+
+
+def test_full_buffer_blocks_send_then_times_out() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: every batch is retried
+    producer = Producer(url, buffer_records=3, max_batch_records=1, retries=None)
+    futures = [producer.send("t", i) for i in range(3)]
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        producer.send("t", 3, timeout=0.3)
+    assert time.monotonic() - started >= 0.3
+    producer.close(timeout=0.5)
+    for future in futures:
+        with pytest.raises(BrokerUnavailable):
+            future.result(timeout=1)
+
+
+def test_retries_through_a_broker_restart(data_dir: Path) -> None:
+    broker = BrokerProcess(data_dir).start()
+    try:
+        with Producer(broker.url, retries=None, max_backoff=0.5) as producer:
+            first = producer.send("restart", "before")
+            assert first.result(timeout=10).offset == 0
+            broker.stop()
+            during = [producer.send("restart", i) for i in range(10)]
+            time.sleep(0.5)
+            broker.start()
+            assert [f.result(timeout=20).offset for f in during] == list(range(1, 11))
+    finally:
+        broker.stop()

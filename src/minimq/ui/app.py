@@ -1,0 +1,88 @@
+"""The Flask application factory of the MiniMQ web UI.
+
+The UI is a broker client with pages: every view reads or writes through
+:mod:`minimq.client` (see :mod:`minimq.ui.broker`).  Live pages poll the UI's
+own small JSON endpoints under ``/api/`` once a second; the UI keeps no state
+between requests, so any number of waitress threads can serve it.
+
+All assets (Bootstrap through Bootstrap-Flask's local serving, Chart.js
+vendored under ``static/vendor``) are served by the UI itself, so it works
+without internet access.  The Content-Security-Policy allows scripts from the
+UI's own origin only: no inline script, so an escaping mistake in a template
+still could not run message contents.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Flask, Response
+from flask_bootstrap import Bootstrap5
+
+from minimq.ui import csrf
+from minimq.ui.broker import attach_client
+from minimq.ui.records import format_time, value_text
+from minimq.ui.views import dashboard, errors, groups, produce, topics
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        # Chart.js sizes its canvas through inline style attributes.
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+def _add_security_headers(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
+
+
+def create_app(
+    broker_url: str,
+    token: str | None = None,
+    *,
+    secret_key: str | None = None,
+    poll_interval_ms: int = 1000,
+    broker_timeout: float = 5.0,
+    **config: Any,
+) -> Flask:
+    """Build the UI for the broker at ``broker_url``.
+
+    ``token`` is sent to the broker as a bearer token.  ``secret_key`` signs
+    the session cookie that carries the CSRF token; by default a random key
+    per process (sessions then end when the UI restarts).
+    ``poll_interval_ms`` is how often live pages poll (at most 1000 ms keeps
+    the live tail within a second).  Extra ``config`` goes to ``app.config``.
+    """
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key or secrets.token_hex(32),
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        BOOTSTRAP_SERVE_LOCAL=True,
+        MINIMQ_BROKER_URL=broker_url.rstrip("/"),
+    )
+    app.config.update(config)
+    Bootstrap5(app)
+    app.before_request(csrf.check_csrf)
+    app.after_request(_add_security_headers)
+    attach_client(app, broker_url, token, broker_timeout)
+    app.jinja_env.globals["csrf_token"] = csrf.csrf_token
+    app.jinja_env.globals["poll_interval_ms"] = poll_interval_ms
+    app.jinja_env.filters["isotime"] = format_time
+    app.jinja_env.filters["valuetext"] = value_text
+    for blueprint in (dashboard.blueprint, topics.blueprint, groups.blueprint, produce.blueprint):
+        app.register_blueprint(blueprint)
+    errors.register(app)
+    return app

@@ -1,0 +1,201 @@
+"""End to end in headless Chromium: a real broker, real simulated producers, the UI on waitress.
+
+Run only these with ``pytest -m browser tests/ui``; refresh the screenshots in
+``docs/img`` with ``MINIMQ_UPDATE_SCREENSHOTS=1``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from minimq.client import Client
+from tests.support.processes import BrokerProcess
+from tests.ui.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    chromium_missing_reason,
+    producers,
+    save_screenshot,
+    ui_server,
+)
+
+_missing = chromium_missing_reason()
+if _missing:
+    print(f"skipping browser tests: {_missing}")
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(_missing is not None, reason=_missing or "")]
+
+XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
+
+
+class Stack:
+    def __init__(self, broker: BrokerProcess, ui_url: str, client: Client) -> None:
+        self.broker = broker
+        self.ui_url = ui_url
+        self.client = client
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("e2e")
+    (root / "data").mkdir()
+    with (
+        BrokerProcess(root / "data") as broker,
+        producers(broker.url, root, interval=0.2),
+        ui_server(broker.url, root) as ui_url,
+        Client(broker.url, retries=5) as client,
+    ):
+        deadline = time.monotonic() + 15
+        while not {"temperature", "humidity", "pressure"} <= {t.name for t in client.list_topics()}:
+            assert time.monotonic() < deadline, "the producers created no topics"
+            time.sleep(0.2)
+        yield Stack(broker, ui_url, client)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    tab = context.new_page()
+    dialogs: list[str] = []
+    tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    yield tab
+    context.close()
+    assert dialogs == [], "a message ran script in the page"
+
+
+def chart_points(page: Page, selector: str) -> int:
+    count: int = page.evaluate(
+        """(selector) => Array.from(document.querySelectorAll(selector)).map(
+               (canvas) => Chart.getChart(canvas)
+           ).reduce((sum, chart) => sum + chart.data.datasets.reduce(
+               (n, dataset) => n + dataset.data.length, 0), 0)""",
+        selector,
+    )
+    return count
+
+
+def test_dashboard_shows_live_cards_and_the_dropdown_opens_a_topic(
+    stack: Stack, page: Page
+) -> None:
+    page.goto(stack.ui_url + "/")
+    card = page.locator('.topic-card-col[data-topic="temperature"]')
+    expect(card.locator(".topic-messages")).not_to_have_text("")
+    before = int(card.locator(".topic-messages").inner_text())
+    expect(card.locator(".topic-messages")).not_to_have_text(str(before), timeout=5000)
+    page.wait_for_function("() => document.querySelectorAll('.topic-chart').length >= 3")
+    page.wait_for_timeout(1500)
+    assert chart_points(page, ".topic-chart") > 0
+    save_screenshot(page.screenshot(full_page=True), "dashboard.png")
+
+    page.select_option("#topic-picker", "humidity")
+    page.wait_for_url("**/topics/humidity")
+    expect(page.get_by_test_id("topic-title")).to_have_text("humidity")
+
+
+def test_topic_page_live_tail_and_chart(stack: Stack, page: Page) -> None:
+    page.goto(stack.ui_url + "/topics/temperature")
+    expect(page.get_by_test_id("tail-status")).to_contain_text("live")
+    page.wait_for_function(
+        "() => Chart.getChart(document.getElementById('value-chart')).data.datasets"
+        ".reduce((n, d) => n + d.data.length, 0) >= 10",
+        timeout=15_000,
+    )
+    save_screenshot(page.screenshot(full_page=True), "topic.png")
+    marker = f"marker-{uuid.uuid4().hex[:8]}"
+    stack.client.produce("temperature", {"sensor_id": marker, "value": 22.5})
+    expect(page.locator("#live-tail tbody")).to_contain_text(marker, timeout=2000)
+    page.wait_for_function(
+        "(m) => Chart.getChart(document.getElementById('value-chart')).data.datasets"
+        ".some((d) => d.label.startsWith(m) && d.data.length > 0)",
+        arg=marker,
+        timeout=2000,
+    )
+
+
+def test_consume_next_advances_the_group_offset(stack: Stack, page: Page) -> None:
+    group = f"e2e-{uuid.uuid4().hex[:8]}"
+    page.goto(stack.ui_url + "/topics/pressure")
+    page.fill("#consume-group", group)
+    page.fill("#consume-count", "2")
+    page.get_by_test_id("consume-next").click()
+    expect(page.get_by_test_id("consume-summary")).to_contain_text("2 messages consumed")
+    expect(page.locator(".committed-offset")).to_have_text("2")
+    page.get_by_test_id("consume-next").click()
+    expect(page.locator(".committed-offset")).to_have_text("4")
+    assert [o.committed_offset for o in stack.client.describe_group(group).offsets] == [4]
+
+
+def test_produce_form_and_resend(stack: Stack, page: Page) -> None:
+    topic = f"e2e-{uuid.uuid4().hex[:8]}"
+    page.goto(stack.ui_url + "/produce")
+    page.fill("#produce-topic", topic)
+    page.fill("#produce-key", "k1")
+    page.fill("#produce-value", '{"sensor_id": "manual", "value": 7}')
+    page.get_by_test_id("produce-submit").click()
+    expect(page.get_by_test_id("produce-result")).to_contain_text(
+        f"Sent to {topic} partition 0 at offset 0"
+    )
+    page.get_by_role("link", name="View it").click()
+    expect(page.get_by_test_id("message-value")).to_contain_text('"value": 7')
+    page.get_by_role("link", name="Re-send this message…").click()
+    page.get_by_test_id("produce-submit").click()
+    expect(page.get_by_test_id("produce-result")).to_contain_text("at offset 1")
+    records = stack.client.fetch(topic, 0).records
+    assert [(r.key, r.value) for r in records] == [("k1", {"sensor_id": "manual", "value": 7})] * 2
+
+
+def test_a_hostile_message_renders_as_text(stack: Stack, page: Page) -> None:
+    topic = f"e2e-{uuid.uuid4().hex[:8]}"
+    stack.client.produce(topic, XSS, key=XSS)
+    page.goto(f"{stack.ui_url}/topics/{topic}")
+    expect(page.locator("#live-tail tbody")).to_contain_text(XSS)
+    expect(page.get_by_test_id("browse-table")).to_contain_text(XSS)
+    stack.client.produce(topic, {"note": XSS})
+    expect(page.locator("#live-tail tbody")).to_contain_text('{"note":"<script>')
+    page.goto(f"{stack.ui_url}/topics/{topic}/messages/0/0")
+    expect(page.get_by_test_id("message-value")).to_have_text(XSS)
+    page.goto(f"{stack.ui_url}/")
+    expect(page.locator(f'.topic-card-col[data-topic="{topic}"] .topic-latest')).to_contain_text(
+        "<script>"
+    )
+    assert page.locator("img[src=x]").count() == 0
+    assert page.evaluate("() => document.querySelectorAll('script:not([src])').length") == 0
+
+
+def test_broker_restart_shows_the_banner_then_recovers(
+    stack: Stack, browser: Browser, page: Page
+) -> None:
+    page.goto(stack.ui_url + "/topics/temperature")
+    expect(page.get_by_test_id("tail-status")).to_contain_text("live")
+    banner = page.get_by_test_id("broker-banner")
+    expect(banner).to_be_hidden()
+    stack.broker.stop()
+    try:
+        expect(banner).to_be_visible(timeout=5000)
+        offline = browser.new_page()
+        offline.goto(stack.ui_url + "/")
+        expect(offline.get_by_test_id("error-page")).to_contain_text("The broker is not answering")
+        expect(offline.get_by_test_id("broker-banner")).to_be_visible()
+    finally:
+        stack.broker.start()
+    expect(banner).to_be_hidden(timeout=10_000)
+    marker = f"after-restart-{uuid.uuid4().hex[:8]}"
+    stack.client.produce("temperature", {"sensor_id": marker, "value": 1.0})
+    expect(page.locator("#live-tail tbody")).to_contain_text(marker, timeout=5000)
+    expect(offline.locator('.topic-card-col[data-topic="temperature"]')).to_be_visible(
+        timeout=10_000
+    )
+    offline.close()

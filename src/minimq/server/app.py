@@ -1,0 +1,59 @@
+"""The aiohttp application: routes, middleware, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from minimq.core import Broker
+from minimq.server import group_routes, stream_routes, topic_routes
+from minimq.server.config import BrokerConfig
+from minimq.server.context import CONTEXT, ServerContext, context
+from minimq.server.metrics import BrokerMetrics
+from minimq.server.middleware import (
+    admission_middleware,
+    auth_middleware,
+    error_middleware,
+    metrics_middleware,
+)
+
+OPENAPI_DOCUMENT = resources.files("minimq.server").joinpath("openapi.json").read_bytes()
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(context(request).metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=OPENAPI_DOCUMENT, content_type="application/json")
+
+
+async def _wake_waiters(app: web.Application) -> None:
+    # Long-polls and streams end now so shutdown only waits for short requests.
+    app[CONTEXT].broker.wake_all()
+
+
+def create_app(broker: Broker, config: BrokerConfig, metrics: BrokerMetrics) -> web.Application:
+    """The broker's HTTP application; ``metrics`` must be the broker's observer."""
+    middlewares = [
+        metrics_middleware(metrics),
+        error_middleware,
+        admission_middleware(config.max_connections),
+    ]
+    if config.token:
+        middlewares.append(auth_middleware(config.token))
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
+    app[CONTEXT] = ServerContext(broker, config, metrics)
+    app.add_routes(routes)
+    app.add_routes(topic_routes.routes)
+    app.add_routes(group_routes.routes)
+    app.add_routes(stream_routes.routes)
+    app.on_shutdown.append(_wake_waiters)
+    return app

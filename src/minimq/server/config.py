@@ -1,0 +1,52 @@
+"""Settings of one broker process (filled from flags and ``MINIMQ_*`` variables)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minimq.core import BrokerSettings
+from minimq.storage.api import FsyncPolicy
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerConfig:
+    data_dir: Path = Path("./minimq-data")
+    host: str = "127.0.0.1"
+    port: int = 5000
+    fsync: FsyncPolicy = field(default_factory=FsyncPolicy)
+    token: str | None = None
+    log_level: str = "INFO"
+    default_partitions: int = 1
+    max_body_bytes: int = 8 * MIB
+    max_record_bytes: int = MIB
+    request_timeout_s: float = 30.0
+    session_timeout_ms: int = 10_000
+    max_connections: int = 1024
+    auto_create_topics: bool = True
+    retention_check_interval_s: float = 60.0
+    shutdown_timeout_s: float = 10.0
+
+    @property
+    def broker_settings(self) -> BrokerSettings:
+        return BrokerSettings(
+            default_partitions=self.default_partitions,
+            auto_create_topics=self.auto_create_topics,
+            max_record_bytes=self.max_record_bytes,
+            session_timeout_ms=self.session_timeout_ms,
+        )
+
+    @property
+    def exposed_without_token(self) -> bool:
+        """True when the broker listens beyond loopback with no token configured."""
+        if self.token:
+            return False
+        if self.host in ("localhost", ""):
+            return self.host == ""
+        try:
+            return not ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return True

@@ -1,0 +1,71 @@
+"""The one place where error codes become HTTP status codes and JSON bodies."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from minimq.errors import (
+    InvalidRequest,
+    MessageTooLarge,
+    MiniMQError,
+    NotFound,
+    OffsetOutOfRange,
+    RequestTimeout,
+    RequestTooLarge,
+    StorageError,
+    StorageFull,
+    TooManyConnections,
+    TopicAlreadyExists,
+    Unauthorized,
+)
+
+# Checked in order, so subclasses come before their bases.
+_STATUS_BY_ERROR: tuple[tuple[type[MiniMQError], int], ...] = (
+    (InvalidRequest, 400),
+    (Unauthorized, 401),
+    (NotFound, 404),
+    (RequestTimeout, 408),
+    (TopicAlreadyExists, 409),
+    (RequestTooLarge, 413),
+    (MessageTooLarge, 413),
+    (OffsetOutOfRange, 416),
+    (StorageFull, 507),
+    (StorageError, 503),
+    (TooManyConnections, 503),
+)
+
+# Errors that aiohttp itself raises before a handler runs.
+_CODE_BY_HTTP_STATUS = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+}
+
+
+def status_for(error: MiniMQError) -> int:
+    for error_type, status in _STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    return 500
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    response = web.Response(status=status, body=body, content_type="application/json")
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="minimq"'
+    return response
+
+
+def response_for_error(error: MiniMQError) -> web.Response:
+    return error_response(status_for(error), error.code, error.message)
+
+
+def response_for_http_exception(exc: web.HTTPException) -> web.Response:
+    status = exc.status
+    code = _CODE_BY_HTTP_STATUS.get(status, "INVALID_REQUEST" if status < 500 else "INTERNAL_ERROR")
+    response = error_response(status, code, exc.reason)
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods))
+    return response

@@ -1,0 +1,89 @@
+"""Running the broker process: open storage, serve HTTP, shut down cleanly.
+
+Shutdown on SIGINT/SIGTERM: stop listening, end long-polls and streams, let
+in-flight requests finish (bounded by ``shutdown_timeout_s``), then flush,
+fsync and close the storage, which releases the data directory lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from minimq.core import Broker
+from minimq.errors import MiniMQError, StorageError
+from minimq.server.app import create_app
+from minimq.server.config import BrokerConfig
+from minimq.server.metrics import BrokerMetrics
+from minimq.storage import open_storage
+
+log = logging.getLogger("minimq.broker")
+
+
+async def serve(config: BrokerConfig) -> int:
+    """Run the broker until SIGINT/SIGTERM; return the process exit code."""
+    if config.exposed_without_token:
+        log.warning(
+            "!!! listening on %s WITHOUT a token: anyone who can reach this port can read,"
+            " write and delete every topic. Set --token / MINIMQ_TOKEN. !!!",
+            config.host,
+        )
+    try:
+        storage = await open_storage(config.data_dir, config.fsync)
+    except StorageError as exc:
+        log.error("cannot open data directory %s: %s", config.data_dir, exc.message)
+        return 1
+    metrics = BrokerMetrics()
+    broker = Broker(storage, config.broker_settings, metrics)
+    metrics.watch_group_lag(broker.group_lags)
+    runner = web.AppRunner(
+        create_app(broker, config, metrics),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=config.shutdown_timeout_s,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+        await runner.cleanup()
+        await broker.close()
+        return 1
+    log.info(
+        "broker listening on http://%s:%d (data dir %s, fsync %s, %d topics, auth %s)",
+        config.host,
+        config.port,
+        config.data_dir,
+        config.fsync,
+        len(broker.topic_names()),
+        "on" if config.token else "off",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    retention = asyncio.create_task(_retention_loop(broker, config.retention_check_interval_s))
+    await stop.wait()
+    log.info("shutting down: finishing in-flight requests")
+    retention.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await retention
+    await runner.cleanup()
+    await broker.close()
+    log.info("broker stopped; data flushed and fsynced")
+    return 0
+
+
+async def _retention_loop(broker: Broker, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await broker.apply_retention()
+        except MiniMQError as exc:
+            log.error("retention check failed: %s", exc.message)

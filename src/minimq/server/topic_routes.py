@@ -1,0 +1,178 @@
+"""Handlers for topics, produce and fetch (v1) and the original produce/consume.
+
+Each handler validates its input, makes one call on the ``Broker`` and
+serializes the result; errors propagate to the error middleware.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from minimq.core import FetchLimits, ProduceRecord
+from minimq.errors import InvalidRequest
+from minimq.server import inputs, serialize
+from minimq.server.context import context, json_response
+from minimq.storage.api import DEFAULT_SEGMENT_BYTES, FsyncPolicy, TopicConfig
+
+routes = web.RouteTableDef()
+
+_TOPIC_FIELDS = frozenset(
+    {"name", "partitions", "retention_ms", "retention_bytes", "segment_bytes", "fsync"}
+)
+_RECORD_FIELDS = frozenset({"value", "key", "headers", "partition", "timestamp"})
+_MAX_PARTITIONS = 1024
+_MAX_I64 = 2**63 - 1
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/v1/topics")
+async def list_topics(request: web.Request) -> web.Response:
+    infos = context(request).broker.list_topics()
+    return json_response({"topics": [serialize.topic_info(info) for info in infos]})
+
+
+@routes.post("/v1/topics")
+async def create_topic(request: web.Request) -> web.Response:
+    ctx = context(request)
+    body = await ctx.json_body(request)
+    inputs.reject_unknown(body, _TOPIC_FIELDS, "topic")
+    name = inputs.topic_name(inputs.field(body, "name", str, required=True) or "")
+    fsync_text = inputs.field(body, "fsync", str)
+    fsync = FsyncPolicy.parse(fsync_text) if fsync_text is not None else None
+    config = TopicConfig(
+        partitions=inputs.int_field(body, "partitions", 1, _MAX_PARTITIONS)
+        or ctx.config.default_partitions,
+        retention_ms=inputs.int_field(body, "retention_ms", 1, _MAX_I64),
+        retention_bytes=inputs.int_field(body, "retention_bytes", 1, _MAX_I64),
+        segment_bytes=inputs.int_field(body, "segment_bytes", 4096, 2**31 - 1)
+        or DEFAULT_SEGMENT_BYTES,
+        fsync=fsync,
+    )
+    info = await ctx.broker.create_topic(name, config)
+    return json_response(serialize.topic_info(info), status=201)
+
+
+@routes.get("/v1/topics/{topic}")
+async def describe_topic(request: web.Request) -> web.Response:
+    topic = inputs.topic_name(request.match_info["topic"])
+    info = context(request).broker.describe_topic(topic)
+    return json_response(serialize.topic_info(info))
+
+
+@routes.delete("/v1/topics/{topic}")
+async def delete_topic(request: web.Request) -> web.Response:
+    topic = inputs.topic_name(request.match_info["topic"])
+    await context(request).broker.delete_topic(topic)
+    return web.Response(status=204)
+
+
+def _produce_record(raw: Any) -> ProduceRecord:
+    if type(raw) is dict and len(raw) == 1 and "value" in raw:
+        return ProduceRecord(orjson.dumps(raw["value"]))  # the common value-only record
+    item = inputs.json_object(raw, "each record")
+    inputs.reject_unknown(item, _RECORD_FIELDS, "record")
+    if "value" not in item:
+        raise InvalidRequest("'value' is required in each record")
+    key = inputs.field(item, "key", str)
+    headers = inputs.field(item, "headers", dict) or {}
+    encoded_headers = []
+    for name, value in headers.items():
+        if not isinstance(value, str):
+            raise InvalidRequest("header values must be strings")
+        encoded_headers.append((name, value.encode()))
+    return ProduceRecord(
+        value=orjson.dumps(item["value"]),
+        key=key.encode() if key is not None else None,
+        headers=tuple(encoded_headers),
+        partition=inputs.int_field(item, "partition", 0, _MAX_PARTITIONS - 1),
+        timestamp=inputs.int_field(item, "timestamp", 0, _MAX_I64),
+    )
+
+
+@routes.post("/v1/topics/{topic}/records")
+async def produce(request: web.Request) -> web.Response:
+    ctx = context(request)
+    topic = inputs.topic_name(request.match_info["topic"])
+    body = await ctx.json_body(request)
+    inputs.reject_unknown(body, frozenset({"records"}), "request body")
+    raw_records = inputs.field(body, "records", list, required=True) or []
+    if not 1 <= len(raw_records) <= inputs.MAX_PRODUCE_RECORDS:
+        raise InvalidRequest(f"'records' must hold 1 to {inputs.MAX_PRODUCE_RECORDS} records")
+    records = [_produce_record(raw) for raw in raw_records]
+    offsets = await ctx.broker.produce(topic, records)
+    return json_response({"topic": topic, "offsets": serialize.positions(offsets)})
+
+
+@routes.get("/v1/topics/{topic}/partitions/{partition}/records")
+async def fetch(request: web.Request) -> web.Response:
+    topic = inputs.topic_name(request.match_info["topic"])
+    partition = inputs.path_partition(request)
+    start = inputs.start_position(request, "offset")
+    limits = fetch_limits(request)
+    result = await context(request).broker.fetch(topic, partition, start, limits)
+    return json_response(
+        {
+            "topic": topic,
+            "partition": partition,
+            "records": serialize.records(topic, zip(repeat(partition), result.records)),
+            "next_offset": result.next_offset,
+            "high_watermark": result.high_watermark,
+            "start_offset": result.start_offset,
+        }
+    )
+
+
+def fetch_limits(request: web.Request) -> FetchLimits:
+    return FetchLimits(
+        max_records=inputs.query_int(request, "limit", 100, 1, inputs.MAX_FETCH_RECORDS),
+        max_bytes=inputs.query_int(request, "max_bytes", 1024 * 1024, 1, 64 * 1024 * 1024),
+        wait_ms=inputs.query_int(request, "wait_ms", 0, 0, inputs.MAX_WAIT_MS),
+    )
+
+
+@routes.post("/produce")
+async def legacy_produce(request: web.Request) -> web.Response:
+    """The original contract: ``{"topic": ..., "message": ...}`` → 201."""
+    ctx = context(request)
+    body = await ctx.json_body(request)
+    topic = inputs.topic_name(inputs.field(body, "topic", str, required=True) or "")
+    if "message" not in body:
+        raise InvalidRequest("'message' is required")
+    record = ProduceRecord(value=orjson.dumps(body["message"]))
+    (position,) = await ctx.broker.produce(topic, [record])
+    return json_response(
+        {"topic": topic, "partition": position.partition, "offset": position.offset}, status=201
+    )
+
+
+@routes.get("/consume")
+async def legacy_consume(request: web.Request) -> web.Response:
+    """The original contract: the next message for ``consumer_id``, or 204."""
+    topic = inputs.topic_name(_required_query(request, "topic"))
+    consumer = inputs.group_name(_required_query(request, "consumer_id"), "consumer_id")
+    consumed = await context(request).broker.consume(topic, consumer)
+    if consumed is None:
+        return web.Response(status=204)
+    value = consumed.record.value
+    return json_response(
+        {
+            "message": orjson.Fragment(value) if value is not None else None,
+            "offset": consumed.record.offset,
+            "partition": consumed.partition,
+        }
+    )
+
+
+def _required_query(request: web.Request, name: str) -> str:
+    value = request.query.get(name)
+    if value is None:
+        raise InvalidRequest(f"query parameter {name!r} is required")
+    return value

@@ -1,0 +1,157 @@
+"""v1 consumer groups over real HTTP: membership, assignment, commit, reset."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import BrokerProcess
+
+
+@pytest.fixture(scope="module")
+def groups_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    data = tmp_path_factory.mktemp("groups") / "data"
+    data.mkdir()
+    with BrokerProcess(data, ["--session-timeout-ms", "400"]) as broker:
+        yield broker
+
+
+@pytest.fixture
+def client(groups_broker: BrokerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=groups_broker.url, timeout=30) as client:
+        yield client
+
+
+def make_topic(client: httpx.Client, name: str, partitions: int, per_partition: int) -> None:
+    client.post("/v1/topics", json={"name": name, "partitions": partitions})
+    records = [
+        {"value": f"{p}-{i}", "partition": p}
+        for p in range(partitions)
+        for i in range(per_partition)
+    ]
+    if records:
+        response = client.post(f"/v1/topics/{name}/records", json={"records": records})
+        assert response.status_code == 200
+
+
+def group_fetch(
+    client: httpx.Client, group: str, topic: str, member: str, **params: object
+) -> dict:
+    response = client.get(
+        f"/v1/groups/{group}/topics/{topic}/records", params={"member_id": member, **params}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_members_share_partitions_and_take_over_when_one_leaves(client: httpx.Client) -> None:
+    make_topic(client, "shared", 4, 2)
+    alone = group_fetch(client, "g1", "shared", "a")
+    assert alone["assignment"] == [0, 1, 2, 3]
+    assert len(alone["records"]) == 8
+    second = group_fetch(client, "g1", "shared", "b")
+    assert second["assignment"] == [2, 3]
+    first = client.post("/v1/groups/g1/heartbeat", json={"topic": "shared", "member_id": "a"})
+    assert first.json() == {"member_id": "a", "assignment": [0, 1]}
+    assert (
+        client.post("/v1/groups/g1/leave", json={"topic": "shared", "member_id": "b"}).status_code
+        == 204
+    )
+    again = client.post("/v1/groups/g1/heartbeat", json={"topic": "shared", "member_id": "a"})
+    assert again.json()["assignment"] == [0, 1, 2, 3]
+
+
+def test_expired_member_partitions_are_reassigned(client: httpx.Client) -> None:
+    make_topic(client, "expiry", 2, 1)
+    group_fetch(client, "g2", "expiry", "a")
+    assert group_fetch(client, "g2", "expiry", "b")["assignment"] == [1]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        assignment = client.post(
+            "/v1/groups/g2/heartbeat", json={"topic": "expiry", "member_id": "b"}
+        ).json()["assignment"]
+        if assignment == [0, 1]:
+            break
+    assert assignment == [0, 1]
+    members = client.get("/v1/groups/g2").json()["members"]
+    assert [m["member_id"] for m in members] == ["b"]
+
+
+def test_commit_describe_lag_list_reset_delete(client: httpx.Client) -> None:
+    make_topic(client, "lag", 2, 5)
+    fetched = group_fetch(client, "g3", "lag", "m", limit=3, commit="true")
+    assert [r["offset"] for r in fetched["records"]] == [0, 1, 2]
+    assert fetched["positions"] == [{"partition": 0, "offset": 3}, {"partition": 1, "offset": 0}]
+    committed = client.post(
+        "/v1/groups/g3/commit",
+        json={"offsets": [{"topic": "lag", "partition": 1, "offset": 4}], "member_id": "m"},
+    )
+    assert committed.json() == {"committed": [{"topic": "lag", "partition": 1, "offset": 4}]}
+    info = client.get("/v1/groups/g3").json()
+    lags = {
+        o["partition"]: (o["committed_offset"], o["end_offset"], o["lag"]) for o in info["offsets"]
+    }
+    assert lags == {0: (3, 5, 2), 1: (4, 5, 1)}
+    listed = {g["group"]: g for g in client.get("/v1/groups").json()["groups"]}
+    assert listed["g3"]["topics"] == ["lag"]
+    assert listed["g3"]["members"] == 1
+    reset = client.post("/v1/groups/g3/reset", json={"topic": "lag", "to": "earliest"}).json()
+    assert {o["committed_offset"] for o in reset["offsets"]} == {0}
+    again = group_fetch(client, "g3", "lag", "m", limit=1)
+    assert again["records"][0]["offset"] == 0
+    one = client.post(
+        "/v1/groups/g3/reset", json={"topic": "lag", "to": "offset", "offset": 2, "partition": 1}
+    ).json()
+    assert {o["partition"]: o["committed_offset"] for o in one["offsets"]} == {0: 0, 1: 2}
+    too_far = client.post(
+        "/v1/groups/g3/commit", json={"offsets": [{"topic": "lag", "partition": 0, "offset": 99}]}
+    )
+    assert too_far.status_code == 416
+    assert client.delete("/v1/groups/g3").status_code == 204
+    assert client.get("/v1/groups/g3").json()["error"]["code"] == "GROUP_NOT_FOUND"
+    assert client.delete("/v1/groups/g3").status_code == 404
+
+
+def test_member_id_is_generated_and_unknown_topic_is_404(client: httpx.Client) -> None:
+    make_topic(client, "anon", 1, 1)
+    response = client.get("/v1/groups/g4/topics/anon/records")
+    assert len(response.json()["member_id"]) >= 16
+    missing = client.get("/v1/groups/g4/topics/nothing-here/records")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "TOPIC_NOT_FOUND"
+
+
+def test_group_long_poll_returns_new_records(
+    client: httpx.Client, groups_broker: BrokerProcess
+) -> None:
+    make_topic(client, "gpoll", 1, 0)
+    group_fetch(client, "g5", "gpoll", "m", auto_offset_reset="latest")
+
+    def produce_later() -> None:
+        time.sleep(0.3)
+        httpx.post(
+            f"{groups_broker.url}/v1/topics/gpoll/records", json={"records": [{"value": 42}]}
+        )
+
+    thread = threading.Thread(target=produce_later)
+    thread.start()
+    polled = group_fetch(client, "g5", "gpoll", "m", wait_ms=10_000)
+    thread.join()
+    assert [r["value"] for r in polled["records"]] == [42]
+
+
+def test_committed_offsets_survive_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    with BrokerProcess(data) as broker, httpx.Client(base_url=broker.url) as client:
+        make_topic(client, "persist", 1, 6)
+        group_fetch(client, "g6", "persist", "m", limit=4, commit="true")
+        broker.restart()
+        resumed = group_fetch(client, "g6", "persist", "other")
+        assert [r["offset"] for r in resumed["records"]] == [4, 5]

@@ -1,0 +1,168 @@
+"""v1 topics, produce and fetch over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.processes import BrokerProcess
+
+
+@pytest.fixture
+def client(shared_broker: BrokerProcess) -> Any:
+    with httpx.Client(base_url=shared_broker.url, timeout=30) as client:
+        yield client
+
+
+def test_topic_create_describe_list_delete(client: httpx.Client) -> None:
+    created = client.post(
+        "/v1/topics", json={"name": "life", "partitions": 3, "retention_ms": 86_400_000}
+    )
+    assert created.status_code == 201
+    info = created.json()
+    assert info["partitions"] == 3
+    assert info["config"]["retention_ms"] == 86_400_000
+    assert [p["partition"] for p in info["partition_info"]] == [0, 1, 2]
+    assert client.post("/v1/topics", json={"name": "life"}).json()["error"]["code"] == (
+        "TOPIC_ALREADY_EXISTS"
+    )
+    assert client.get("/v1/topics/life").json()["name"] == "life"
+    assert "life" in [t["name"] for t in client.get("/v1/topics").json()["topics"]]
+    assert client.delete("/v1/topics/life").status_code == 204
+    missing = client.get("/v1/topics/life")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "TOPIC_NOT_FOUND"
+
+
+def test_values_come_back_identical_in_type_and_content(client: httpx.Client) -> None:
+    values = [
+        "text",
+        "",
+        0,
+        -(2**63),
+        2**64 - 1,
+        1.5,
+        1e300,
+        True,
+        None,
+        [],
+        {},
+        {"nested": {"list": [1, "two", {"three": 3.0}]}, "unicode": "é€😀"},
+    ]
+    records = [{"value": v, "key": "same", "headers": {"n": str(i)}} for i, v in enumerate(values)]
+    produced = client.post("/v1/topics/types/records", json={"records": records}).json()
+    partitions = {o["partition"] for o in produced["offsets"]}
+    assert len(partitions) == 1
+    fetched = client.get(
+        f"/v1/topics/types/partitions/{partitions.pop()}/records", params={"limit": 100}
+    ).json()
+    assert [r["value"] for r in fetched["records"]] == values
+    assert [r["headers"] for r in fetched["records"]] == [{"n": str(i)} for i in range(len(values))]
+    assert {r["key"] for r in fetched["records"]} == {"same"}
+    assert fetched["next_offset"] == fetched["high_watermark"] == len(values)
+
+
+def test_keyed_records_go_to_a_stable_partition_unkeyed_spread(client: httpx.Client) -> None:
+    client.post("/v1/topics", json={"name": "spread", "partitions": 4})
+    keyed = [{"value": i, "key": "sensor-1"} for i in range(20)]
+    unkeyed = [{"value": i} for i in range(20)]
+    one = client.post("/v1/topics/spread/records", json={"records": keyed}).json()["offsets"]
+    two = client.post("/v1/topics/spread/records", json={"records": keyed}).json()["offsets"]
+    assert len({o["partition"] for o in one + two}) == 1
+    spread = client.post("/v1/topics/spread/records", json={"records": unkeyed}).json()["offsets"]
+    assert {o["partition"] for o in spread} == {0, 1, 2, 3}
+    explicit = client.post(
+        "/v1/topics/spread/records", json={"records": [{"value": 1, "partition": 3}]}
+    ).json()
+    assert explicit["offsets"][0]["partition"] == 3
+    bad = client.post("/v1/topics/spread/records", json={"records": [{"value": 1, "partition": 9}]})
+    assert bad.status_code == 404
+    assert bad.json()["error"]["code"] == "PARTITION_NOT_FOUND"
+
+
+def test_fetch_positions_limits_and_out_of_range(client: httpx.Client) -> None:
+    records = [{"value": i, "timestamp": 1_000_000 + i * 10} for i in range(10)]
+    client.post("/v1/topics", json={"name": "positions"})
+    client.post("/v1/topics/positions/records", json={"records": records})
+    base = "/v1/topics/positions/partitions/0/records"
+    page = client.get(base, params={"offset": 2, "limit": 3}).json()
+    assert [r["value"] for r in page["records"]] == [2, 3, 4]
+    assert page["next_offset"] == 5
+    assert client.get(base, params={"offset": "latest"}).json()["records"] == []
+    by_time = client.get(base, params={"timestamp": 1_000_045, "limit": 1}).json()
+    assert by_time["records"][0]["value"] == 5
+    out = client.get(base, params={"offset": 11})
+    assert out.status_code == 416
+    assert out.json()["error"]["code"] == "OFFSET_OUT_OF_RANGE"
+    assert client.get("/v1/topics/positions/partitions/5/records").status_code == 404
+    assert client.get(base, params={"limit": 0}).status_code == 400
+    assert client.get(base, params={"offset": "soon"}).status_code == 400
+
+
+def test_produce_to_unknown_topic_without_auto_create(tmp_path: Any) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    with BrokerProcess(data, ["--no-auto-create-topics"]) as broker:
+        response = httpx.post(
+            f"{broker.url}/v1/topics/nope/records", json={"records": [{"value": 1}]}
+        )
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "TOPIC_NOT_FOUND"
+
+
+async def test_long_poll_wakes_within_50_ms_of_a_produce(shared_broker: BrokerProcess) -> None:
+    async with httpx.AsyncClient(base_url=shared_broker.url, timeout=30) as client:
+        await client.post("/v1/topics", json={"name": "wake"})
+        delays = []
+        for i in range(5):
+            fetch = asyncio.create_task(
+                client.get(
+                    "/v1/topics/wake/partitions/0/records",
+                    params={"offset": i, "wait_ms": 10_000},
+                )
+            )
+            await asyncio.sleep(0.2)
+            assert not fetch.done()
+            await client.post("/v1/topics/wake/records", json={"records": [{"value": i}]})
+            acked = time.perf_counter()
+            response = await fetch
+            delays.append(time.perf_counter() - acked)
+            assert [r["value"] for r in response.json()["records"]] == [i]
+    assert statistics.median(delays) < 0.05
+
+
+def test_long_poll_returns_empty_after_the_wait(client: httpx.Client) -> None:
+    client.post("/v1/topics", json={"name": "quiet"})
+    started = time.monotonic()
+    response = client.get(
+        "/v1/topics/quiet/partitions/0/records", params={"offset": "latest", "wait_ms": 300}
+    )
+    assert response.json()["records"] == []
+    assert 0.25 < time.monotonic() - started < 5
+
+
+def test_health_metrics_and_openapi(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    client.post("/v1/topics/metered/records", json={"records": [{"value": 1}]})
+    client.get("/v1/topics/metered/partitions/0/records")
+    metrics = client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert 'minimq_messages_produced_total{topic="metered"} 1.0' in metrics.text
+    assert 'minimq_messages_fetched_total{topic="metered"} 1.0' in metrics.text
+    assert "minimq_http_request_seconds_bucket" in metrics.text
+    assert "minimq_append_fsync_seconds_count" in metrics.text
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.")
+
+
+def test_unknown_route_and_wrong_method_are_json(client: httpx.Client) -> None:
+    missing = client.get("/v2/nothing")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
+    wrong = client.put("/v1/topics")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"

@@ -1,0 +1,149 @@
+"""An in-memory implementation of the storage protocols for fast core unit tests.
+
+It keeps the semantics the core relies on (offsets, start/end, read limits,
+OffsetOutOfRange, timestamps) and nothing of the on-disk engine. ``append``
+yields to the event loop once, like a real group-committed fsync would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+
+from minimq.errors import OffsetOutOfRange, TopicAlreadyExists, TopicNotFound
+from minimq.storage.api import NewRecord, Record, TopicConfig
+
+
+class MemoryPartitionLog:
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.start = 0
+
+    @property
+    def start_offset(self) -> int:
+        return self.start
+
+    @property
+    def end_offset(self) -> int:
+        return self.start + len(self.records)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(len(r.value or b"") + len(r.key or b"") for r in self.records)
+
+    async def append(self, records: Sequence[NewRecord]) -> int:
+        base = self.end_offset
+        now = time.time_ns() // 1_000_000
+        for index, record in enumerate(records):
+            stamp = record.timestamp if record.timestamp is not None else now
+            self.records.append(
+                Record(base + index, stamp, record.key, record.value, tuple(record.headers))
+            )
+        await asyncio.sleep(0)
+        return base
+
+    def read(self, offset: int, max_records: int, max_bytes: int) -> list[Record]:
+        if not self.start_offset <= offset <= self.end_offset:
+            raise OffsetOutOfRange(f"offset {offset} out of range")
+        found: list[Record] = []
+        size = 0
+        for record in self.records[offset - self.start :]:
+            size += len(record.value or b"")
+            if found and (len(found) >= max_records or size > max_bytes):
+                break
+            found.append(record)
+            if len(found) >= max_records:
+                break
+        return found
+
+    def offset_for_timestamp(self, timestamp: int) -> int:
+        for record in self.records:
+            if record.timestamp >= timestamp:
+                return record.offset
+        return self.end_offset
+
+
+class MemoryLogStore:
+    def __init__(self) -> None:
+        self.configs: dict[str, TopicConfig] = {}
+        self.partitions: dict[tuple[str, int], MemoryPartitionLog] = {}
+
+    def topic_names(self) -> list[str]:
+        return list(self.configs)
+
+    def topic_config(self, topic: str) -> TopicConfig:
+        if topic not in self.configs:
+            raise TopicNotFound(topic)
+        return self.configs[topic]
+
+    async def create_topic(self, topic: str, config: TopicConfig) -> None:
+        if topic in self.configs:
+            raise TopicAlreadyExists(topic)
+        self.configs[topic] = config
+        for index in range(config.partitions):
+            self.partitions[(topic, index)] = MemoryPartitionLog()
+
+    async def delete_topic(self, topic: str) -> None:
+        config = self.configs.pop(topic)
+        for index in range(config.partitions):
+            del self.partitions[(topic, index)]
+
+    def partition(self, topic: str, partition: int) -> MemoryPartitionLog:
+        try:
+            return self.partitions[(topic, partition)]
+        except KeyError:
+            raise TopicNotFound(f"{topic}/{partition}") from None
+
+    async def apply_retention(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        return
+
+
+class MemoryOffsetStore:
+    def __init__(self) -> None:
+        self.offsets: dict[str, dict[tuple[str, int], int]] = {}
+
+    async def commit(self, group: str, offsets: Iterable[tuple[str, int, int]]) -> None:
+        entries = list(offsets)
+        await asyncio.sleep(0)
+        stored = self.offsets.setdefault(group, {})
+        for topic, partition, offset in entries:
+            stored[(topic, partition)] = offset
+
+    def committed(self, group: str) -> dict[tuple[str, int], int]:
+        return dict(self.offsets.get(group, {}))
+
+    def group_names(self) -> list[str]:
+        return list(self.offsets)
+
+    async def delete_group(self, group: str) -> None:
+        self.offsets.pop(group, None)
+
+    async def delete_topic(self, topic: str) -> None:
+        for stored in self.offsets.values():
+            for key in [k for k in stored if k[0] == topic]:
+                del stored[key]
+
+    async def close(self) -> None:
+        return
+
+
+class MemoryStorage:
+    def __init__(self) -> None:
+        self._logs = MemoryLogStore()
+        self._offsets = MemoryOffsetStore()
+        self.closed = False
+
+    @property
+    def logs(self) -> MemoryLogStore:
+        return self._logs
+
+    @property
+    def offsets(self) -> MemoryOffsetStore:
+        return self._offsets
+
+    async def close(self) -> None:
+        self.closed = True

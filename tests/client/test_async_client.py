@@ -100,3 +100,10 @@ async def test_unreachable_broker() -> None:
     async with AsyncClient(f"http://127.0.0.1:{free_port()}", retries=1) as c:
         with pytest.raises(BrokerUnavailable):
             await c.list_topics()
+
+
+async def test_stream_carries_records_larger_than_a_read_buffer(client: AsyncClient) -> None:
+    big = "x" * 300_000
+    await client.produce("a-big", big)
+    received = [r.value async for r in client.stream("a-big", start="earliest", timeout=1)]
+    assert received == [big]

@@ -169,6 +169,12 @@ def test_stream_yields_new_records_and_ends_after_timeout(client: Client) -> Non
     assert [r.value for r in replay] == ["before", 0, 2]
 
 
+def test_stream_carries_records_larger_than_a_read_buffer(client: Client) -> None:
+    big = "x" * 300_000
+    client.produce("big", big)
+    assert [r.value for r in client.stream("big", start="earliest", timeout=1)] == [big]
+
+
 def test_unreachable_broker_raises_broker_unavailable() -> None:
     with (
         Client(f"http://127.0.0.1:{free_port()}", retries=1) as c,

@@ -49,6 +49,23 @@ def test_hundred_thousand_records_none_lost_order_kept(shared_broker: BrokerProc
             assert offsets == list(range(len(values)))
 
 
+def test_batches_of_several_topics_in_flight_keep_each_topics_order(
+    shared_broker: BrokerProcess,
+) -> None:
+    topics = [f"in-flight-{t}" for t in range(6)]
+    with Client(shared_broker.url) as client:
+        with Producer(client, linger_ms=1, max_batch_records=25, max_in_flight=4) as producer:
+            futures = [producer.send(topic, {"n": n}) for n in range(1_000) for topic in topics]
+        assert all(f.result(timeout=0).partition == 0 for f in futures)
+        for topic in topics:
+            assert read_partition(client, topic, 0) == list(range(1_000)), topic
+
+
+def test_max_in_flight_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        Producer("http://127.0.0.1:1", max_in_flight=0)
+
+
 def test_callback_and_flush(shared_broker: BrokerProcess) -> None:
     done = threading.Event()
     seen: list[RecordMetadata] = []

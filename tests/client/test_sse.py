@@ -38,3 +38,12 @@ def test_data_without_space_and_split_over_lines() -> None:
 def test_garbage_data_is_a_clear_error() -> None:
     with pytest.raises(MiniMQError, match="invalid stream event"):
         feed_all(SSEDecoder(), ["event: record", "data: {nope", ""])
+
+
+def test_bytes_are_split_into_lines_whatever_the_chunking() -> None:
+    body = f": keep-alive\r\n\r\nevent: record\r\ndata: {RECORD}\r\n\r\n".encode() * 2
+    for size in (1, 7, len(body)):
+        decoder = SSEDecoder()
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        records = [r for chunk in chunks for r in decoder.feed_bytes(chunk)]
+        assert [r.offset for r in records] == [7, 7], size

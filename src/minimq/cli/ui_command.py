@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # One line per broker call would drown the UI's own log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     app = create_app(args.broker_url, args.token, secret_key=env("MINIMQ_UI_SECRET_KEY"))
     if args.dev:
         app.run(host=args.host, port=args.port, debug=True)

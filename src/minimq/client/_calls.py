@@ -130,14 +130,36 @@ def delete_topic(name: str) -> Call[None]:
 
 
 def record_body(record: Mapping[str, Any]) -> dict[str, Any]:
-    """One produce entry: ``value`` and optional key, headers, partition, timestamp."""
+    """One produce entry from a mapping of ``value`` and the optional fields."""
     if "value" not in record:
         raise InvalidRequest("every record needs a 'value'")
     unknown = set(record) - _RECORD_FIELDS
     if unknown:
         raise InvalidRequest(f"unknown record fields: {sorted(unknown)}")
-    # A null value is a value; only the optional fields are omitted when None.
-    return {"value": record["value"], **_drop_none({**record, "value": None})}
+    return record_entry(**record)
+
+
+def record_entry(
+    value: Any,
+    key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    partition: int | None = None,
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """One produce entry; the optional fields are omitted when ``None`` (a null value is kept).
+
+    Called once per record by :class:`~minimq.client.Producer`, hence the plain ``if`` chain.
+    """
+    entry: dict[str, Any] = {"value": value}
+    if key is not None:
+        entry["key"] = key
+    if headers is not None:
+        entry["headers"] = dict(headers)
+    if partition is not None:
+        entry["partition"] = partition
+    if timestamp is not None:
+        entry["timestamp"] = timestamp
+    return entry
 
 
 def produce_batch(topic: str, records: Sequence[Mapping[str, Any]]) -> Call[list[RecordMetadata]]:

@@ -1,9 +1,21 @@
-"""The synchronous client: one method per v1 endpoint over a pooled ``httpx.Client``.
+"""The synchronous client: one method per v1 endpoint over a ``urllib3`` connection pool.
 
-Concurrency contract: a ``Client`` is thread-safe (httpx's connection pool is),
-so one instance may be shared by many threads; each call borrows a pooled
-keep-alive connection.  ``stream()`` holds its own connection until the
-iterator is closed or exhausted.
+Transport: a ``urllib3.HTTPConnectionPool`` (``HTTPSConnectionPool`` for
+``https://``) to the broker, keeping up to ``max_connections`` keep-alive
+connections.  Chosen over ``httpx.Client`` and a hand-kept ``http.client``
+connection after measuring one small produce round trip against a local
+broker (``bench/client.py``, p50): httpx 0.91 ms, urllib3 0.49 ms,
+``http.client`` 0.40 ms.  urllib3 is within 0.1 ms of the bare standard
+library while providing what the client needs: a thread-safe pool, connect
+and read timeouts, streaming bodies and TLS.  Its own retries and redirects
+are switched off; retrying is :class:`~minimq.client._transport.RetryPolicy`'s
+job.
+
+Concurrency contract: a ``Client`` is thread-safe (urllib3's pool is), so one
+instance may be shared by many threads; each call borrows a pooled keep-alive
+connection (a thread finding none free opens one more, which is dropped
+afterwards if the pool is full).  ``stream()`` holds its own connection until
+the iterator is closed or exhausted.
 """
 
 from __future__ import annotations
@@ -12,8 +24,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
-import httpx
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from minimq.client import _calls
 from minimq.client._calls import Call, OffsetSpec, ResetTarget
@@ -28,14 +42,19 @@ from minimq.client._models import (
 )
 from minimq.client._sse import SSEDecoder
 from minimq.client._transport import (
+    Failure,
     RetryPolicy,
-    decode_response,
+    decode_body,
     encode_body,
-    error_from_response,
+    error_from_body,
     read_timeout,
     request_headers,
     unavailable,
 )
+
+# Errors raised before a single byte of the request went out (NewConnectionError,
+# a refused or unresolvable connect, is a ConnectTimeoutError for urllib3 too).
+_NOT_SENT = (ConnectTimeoutError, NewConnectionError)
 
 T = TypeVar("T")
 
@@ -58,16 +77,23 @@ class Client:
         token: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
+        max_connections: int = 20,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._retry = RetryPolicy(retries=retries)
-        self._http = httpx.Client(
-            base_url=self.base_url, headers=request_headers(token), timeout=timeout
+        self._headers = request_headers(token)
+        self._prefix = urllib3.util.parse_url(self.base_url).path or ""
+        self._pool = urllib3.connection_from_url(
+            self.base_url, maxsize=max_connections, block=False, retries=False
         )
 
     def close(self) -> None:
-        self._http.close()
+        self._pool.close()
+
+    def _target(self, path: str, params: Mapping[str, _calls.QueryValue]) -> str:
+        # Paths come from _calls with every segment already percent-encoded.
+        return f"{self._prefix}{path}?{urlencode(params)}" if params else self._prefix + path
 
     def __enter__(self) -> Client:
         return self
@@ -81,26 +107,32 @@ class Client:
         self.close()
 
     def _send(self, call: Call[T]) -> T:
-        content, headers = encode_body(call)
+        content, content_headers = encode_body(call)
+        target = self._target(call.path, call.params)
+        headers = {**self._headers, **content_headers}
+        timeout = urllib3.Timeout(connect=self.timeout, read=read_timeout(self.timeout, call))
         attempt = 0
         while True:
             try:
-                response = self._http.request(
+                response = self._pool.urlopen(
                     call.method,
-                    call.path,
-                    params=call.params,
-                    content=content,
+                    target,
+                    body=content,
                     headers=headers,
-                    timeout=read_timeout(self.timeout, call),
+                    timeout=timeout,
+                    redirect=False,
                 )
-            except httpx.HTTPError as exc:
-                delay = self._retry.delay_after_error(call, exc, attempt)
+            except HTTPError as exc:
+                failure = (
+                    Failure.NOT_SENT if isinstance(exc, _NOT_SENT) else Failure.MAYBE_PROCESSED
+                )
+                delay = self._retry.delay_after_error(call, failure, attempt)
                 if delay is None:
                     raise unavailable(self.base_url, exc) from exc
             else:
-                delay = self._retry.delay_after_status(call, response.status_code, attempt)
+                delay = self._retry.delay_after_status(call, response.status, attempt)
                 if delay is None:
-                    return decode_response(call, response)
+                    return decode_body(call, response.status, response.reason or "", response.data)
             time.sleep(delay)
             attempt += 1
 
@@ -268,22 +300,35 @@ class Client:
         contextlib.closing(...)``, garbage collection) closes the connection.
         """
         path, params = _calls.stream_request(topic, start=start, partition=partition)
-        http_timeout = httpx.Timeout(self.timeout, read=timeout)
         decoder = SSEDecoder()
         try:
-            with self._http.stream("GET", path, params=params, timeout=http_timeout) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise error_from_response(response)
-                deadline = None if timeout is None else time.monotonic() + timeout
-                for line in response.iter_lines():
-                    record = decoder.feed(line)
-                    if record is not None:
-                        yield record
-                        deadline = None if timeout is None else time.monotonic() + timeout
-                    elif deadline is not None and time.monotonic() >= deadline:
-                        return
-        except httpx.ReadTimeout:
-            return
-        except httpx.HTTPError as exc:
+            response = self._pool.urlopen(
+                "GET",
+                self._target(path, params),
+                headers=self._headers,
+                timeout=urllib3.Timeout(connect=self.timeout, read=timeout),
+                redirect=False,
+                preload_content=False,
+            )
+        except HTTPError as exc:
             raise unavailable(self.base_url, exc) from exc
+        try:
+            if response.status >= 400:
+                raise error_from_body(response.status, response.reason or "", response.read())
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while chunk := response.read1(65536):
+                records = decoder.feed_bytes(chunk)
+                yield from records
+                if records:
+                    deadline = None if timeout is None else time.monotonic() + timeout
+                elif deadline is not None and time.monotonic() >= deadline:
+                    return
+        except ReadTimeoutError:
+            return
+        except HTTPError as exc:
+            raise unavailable(self.base_url, exc) from exc
+        finally:
+            # An unfinished event stream cannot be reused: close it, then give
+            # the (now closed) connection's slot back to the pool.
+            response.close()
+            response.release_conn()

@@ -1,4 +1,4 @@
-"""The values the client returns: frozen, slotted dataclasses built from broker JSON.
+"""The values the client returns: slotted dataclasses (frozen but for ``Record``) from JSON.
 
 Each ``from_json`` takes one decoded JSON object in the shape ``docs/http-api.md``
 documents and raises :class:`minimq.errors.MiniMQError` when the broker answered
@@ -22,9 +22,14 @@ def _require(payload: Any, *fields: str) -> JSONObject:
     return payload
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
-    """One record as stored: ``value`` comes back exactly as it was produced."""
+    """One record as stored: ``value`` comes back exactly as it was produced.
+
+    Unlike the other result types this dataclass is not ``frozen``: a frozen
+    dataclass sets every field through ``object.__setattr__``, which made
+    building records slower than parsing their JSON.  Treat it as read-only.
+    """
 
     topic: str
     partition: int
@@ -36,16 +41,33 @@ class Record:
 
     @classmethod
     def from_json(cls, payload: Any) -> Record:
-        data = _require(payload, "topic", "partition", "offset", "timestamp", "value")
-        return cls(
-            topic=data["topic"],
-            partition=int(data["partition"]),
-            offset=int(data["offset"]),
-            timestamp=int(data["timestamp"]),
-            key=data.get("key"),
-            value=data["value"],
-            headers=dict(data.get("headers") or {}),
-        )
+        return records_from_json([payload])[0]
+
+
+def records_from_json(payload: Any) -> list[Record]:
+    """The records of a fetched page, built positionally in one pass.
+
+    This is the consumer's hot path, so there is no per-field check: a record
+    missing a field (or a page that is not a list of objects) surfaces as one
+    ``KeyError``/``TypeError``, reported once as a broker contract mismatch.
+    """
+    try:
+        return [
+            Record(
+                r["topic"],
+                r["partition"],
+                r["offset"],
+                r["timestamp"],
+                r.get("key"),
+                r["value"],
+                r.get("headers") or {},
+            )
+            for r in payload
+        ]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MiniMQError(
+            f"unexpected record in broker response ({exc!r}): {payload!r:.200}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +142,7 @@ class FetchResult:
         return cls(
             topic=data["topic"],
             partition=int(data["partition"]),
-            records=[Record.from_json(r) for r in data["records"]],
+            records=records_from_json(data["records"]),
             next_offset=int(data["next_offset"]),
             high_watermark=int(data["high_watermark"]),
             start_offset=int(data.get("start_offset", 0)),
@@ -146,7 +168,7 @@ class GroupFetchResult:
             topic=data["topic"],
             member_id=data["member_id"],
             assignment=[int(p) for p in data["assignment"]],
-            records=[Record.from_json(r) for r in data["records"]],
+            records=records_from_json(data["records"]),
             positions={int(p["partition"]): int(p["offset"]) for p in data.get("positions") or []},
         )
 

@@ -1,10 +1,12 @@
 """Batching producer: ``send()`` buffers, a background thread sends batches.
 
 Concurrency contract: ``send``, ``flush`` and ``close`` may be called from any
-number of threads.  One background thread (``minimq-producer``) owns all I/O
-and sends one batch at a time, so records of one topic reach the broker in
-``send`` order and keep that order within each partition.  All shared state is
-guarded by one ``threading.Condition``.
+number of threads.  ``max_in_flight`` background threads (``minimq-producer-N``)
+own all I/O, sharing one thread-safe :class:`~minimq.client.Client`; each sends
+one batch at a time, so up to ``max_in_flight`` batches are on the wire at
+once, but never two of the same topic: records of one topic reach the broker
+in ``send`` order and keep that order within each partition (also across
+retries).  All shared state is guarded by one ``threading.Condition``.
 
 Batching: a topic's buffered records are sent together once ``linger_ms``
 passed since the oldest of them was queued, or as soon as ``max_batch_records``
@@ -37,7 +39,7 @@ from typing import Any
 
 import orjson
 
-from minimq.client._calls import record_body
+from minimq.client._calls import record_entry
 from minimq.client._client import Client
 from minimq.client._models import RecordMetadata
 from minimq.client._transport import RetryPolicy
@@ -85,14 +87,15 @@ class Producer:
         linger_ms: float = 5,
         max_batch_records: int = 1000,
         max_batch_bytes: int = 1024 * 1024,
+        max_in_flight: int = 4,
         buffer_records: int = 100_000,
         send_timeout: float | None = 60.0,
         retries: int | None = 10,
         max_backoff: float = 5.0,
         request_timeout: float = 10.0,
     ) -> None:
-        if max_batch_records < 1 or buffer_records < 1:
-            raise ValueError("max_batch_records and buffer_records must be positive")
+        if min(max_batch_records, buffer_records, max_in_flight) < 1:
+            raise ValueError("max_batch_records, buffer_records and max_in_flight must be positive")
         self._owns_client = isinstance(client_or_url, str)
         self._client = (
             Client(client_or_url, token=token, timeout=request_timeout, retries=0)
@@ -109,13 +112,20 @@ class Producer:
         self._lock = threading.Condition()
         self._topics: dict[str, _TopicQueue] = {}
         self._buffered = 0
-        self._in_flight: list[_Pending] = []
+        # Topic -> the batch of it being sent; a topic is in here at most once.
+        self._in_flight: dict[str, list[_Pending]] = {}
+        self._in_flight_records = 0
         self._flushing = 0
         self._closing = False
         self._stop_retrying = threading.Event()
         self._broker_down = False
-        self._sender = threading.Thread(target=self._run, name="minimq-producer", daemon=True)
-        self._sender.start()
+        self._delivered_at = 0.0
+        self._senders = [
+            threading.Thread(target=self._run, name=f"minimq-producer-{n}", daemon=True)
+            for n in range(max_in_flight)
+        ]
+        for sender in self._senders:
+            sender.start()
 
     @property
     def buffered(self) -> int:
@@ -124,7 +134,7 @@ class Producer:
             return self._held()
 
     def _held(self) -> int:
-        return self._buffered + len(self._in_flight)
+        return self._buffered + self._in_flight_records
 
     def send(
         self,
@@ -145,15 +155,7 @@ class Producer:
         and then raises ``TimeoutError``.  ``callback`` runs with the finished
         future, on the sender thread.
         """
-        record = record_body(
-            {
-                "value": value,
-                "key": key,
-                "headers": dict(headers) if headers is not None else None,
-                "partition": partition,
-                "timestamp": timestamp,
-            }
-        )
+        record = record_entry(value, key, headers, partition, timestamp)
         pending = _Pending(record, len(orjson.dumps(record)) + _RECORD_OVERHEAD, time.monotonic())
         if callback is not None:
             pending.future.add_done_callback(callback)
@@ -169,15 +171,17 @@ class Producer:
             queue.records.append(pending)
             queue.bytes += pending.size
             self._buffered += 1
-            self._lock.notify_all()
+            # Senders only need waking when this record starts a linger timer or fills a
+            # batch; waking them on every send costs more than building the record.
+            if len(queue.records) == 1 or self._is_full(queue):
+                self._lock.notify_all()
         return pending.future
 
     def flush(self, timeout: float | None = None) -> bool:
         """Send everything buffered now and wait for the outcome; ``False`` on timeout."""
         with self._lock:
             last = [q.records[-1].future for q in self._topics.values() if q.records]
-            if self._in_flight:
-                last.append(self._in_flight[-1].future)
+            last += [batch[-1].future for batch in self._in_flight.values() if batch]
             self._flushing += 1
             self._lock.notify_all()
         try:
@@ -198,7 +202,7 @@ class Producer:
 
         Futures of records still buffered then fail with ``BrokerUnavailable``.
         A request already on the wire is not interrupted: if it outlasts the
-        timeout, the sender thread (a daemon) finishes it in the background.
+        timeout, its sender thread (a daemon) finishes it in the background.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         self.flush(timeout)
@@ -206,8 +210,9 @@ class Producer:
             self._closing = True
             self._lock.notify_all()
         self._stop_retrying.set()
-        self._sender.join(None if deadline is None else max(0.1, deadline - time.monotonic()))
-        if self._owns_client and not self._sender.is_alive():
+        for sender in self._senders:
+            sender.join(None if deadline is None else max(0.1, deadline - time.monotonic()))
+        if self._owns_client and not any(sender.is_alive() for sender in self._senders):
             self._client.close()
 
     def __enter__(self) -> Producer:
@@ -230,7 +235,8 @@ class Producer:
                 log.exception("unexpected error sending a batch to %s", topic)
                 _fail(records, exc)
             with self._lock:
-                self._in_flight = []
+                del self._in_flight[topic]
+                self._in_flight_records -= len(records)
                 self._lock.notify_all()
 
     def _next_batch(self) -> tuple[str, list[_Pending]] | None:
@@ -243,18 +249,20 @@ class Producer:
                 now = time.monotonic()
                 due_topic, wake_at = None, None
                 for topic, queue in self._topics.items():
+                    if topic in self._in_flight:
+                        # Its batch in flight finishing wakes us (notify_all in _run).
+                        continue
                     ready_at = queue.records[0].enqueued_at + self._linger
-                    full = (
-                        len(queue.records) >= self._max_batch_records
-                        or queue.bytes >= self._max_batch_bytes
-                    )
-                    if full or self._flushing or ready_at <= now:
+                    if self._is_full(queue) or self._flushing or ready_at <= now:
                         due_topic = topic
                         break
                     wake_at = ready_at if wake_at is None else min(wake_at, ready_at)
                 if due_topic is not None:
                     return due_topic, self._take(due_topic)
                 self._lock.wait(None if wake_at is None else wake_at - now)
+
+    def _is_full(self, queue: _TopicQueue) -> bool:
+        return len(queue.records) >= self._max_batch_records or queue.bytes >= self._max_batch_bytes
 
     def _take(self, topic: str) -> list[_Pending]:
         queue = self._topics[topic]
@@ -275,17 +283,19 @@ class Producer:
             # Re-inserting a topic moves it to the end of the dict: topics take turns.
             del self._topics[topic]
         self._buffered -= taken
-        self._in_flight = batch
+        self._in_flight[topic] = batch
+        self._in_flight_records += len(batch)
         self._lock.notify_all()
         return batch
 
     def _deliver(self, topic: str, batch: list[_Pending]) -> None:
         attempt = 0
         while True:
+            started = time.monotonic()
             try:
                 metadata = self._client.produce_batch(topic, [p.record for p in batch])
             except _TRANSIENT as exc:
-                if not self._may_retry(attempt, exc):
+                if not self._may_retry(attempt, exc, started):
                     _fail(batch, exc)
                     return
                 self._stop_retrying.wait(self._backoff.backoff(attempt))
@@ -297,16 +307,22 @@ class Producer:
             if len(metadata) != len(batch):
                 _fail(batch, MiniMQError(f"broker acknowledged {len(metadata)} of {len(batch)}"))
                 return
-            if self._broker_down:
-                self._broker_down = False
+            with self._lock:
+                recovered, self._broker_down = self._broker_down, False
+                self._delivered_at = time.monotonic()
+            if recovered:
                 log.warning("broker at %s reachable again; delivering", self._client.base_url)
             for pending, meta in zip(batch, metadata, strict=True):
                 pending.future.set_result(meta)
             return
 
-    def _may_retry(self, attempt: int, exc: MiniMQError) -> bool:
-        if not self._broker_down:
-            self._broker_down = True
+    def _may_retry(self, attempt: int, exc: MiniMQError, started: float) -> bool:
+        with self._lock:
+            # Several senders may fail together; the outage is logged once.  An attempt
+            # that started before another sender's success is old news, not a new outage.
+            newly_down = not self._broker_down and started >= self._delivered_at
+            self._broker_down = self._broker_down or newly_down
+        if newly_down:
             log.warning("cannot deliver to the broker (%s); buffering and retrying", exc)
         if self._stop_retrying.is_set():
             return False

@@ -10,7 +10,10 @@ Wire format (the HTML server-sent-events rules, reduced to what the broker sends
 
 Lines are fed one at a time (without their line ending); :meth:`SSEDecoder.feed`
 returns a :class:`~minimq.client.Record` when a blank line completes a
-``record`` event.  Not thread-safe: one decoder per stream.
+``record`` event.  :meth:`SSEDecoder.feed_bytes` takes the raw body as it
+arrives, in chunks of any size, and splits the lines itself (a line may be
+longer than any read buffer: a record can be 1 MiB).  Not thread-safe: one
+decoder per stream.
 """
 
 from __future__ import annotations
@@ -25,6 +28,21 @@ class SSEDecoder:
     def __init__(self) -> None:
         self._event = ""
         self._data: list[str] = []
+        self._partial = bytearray()
+
+    def feed_bytes(self, chunk: bytes) -> list[Record]:
+        """The records completed by ``chunk`` (``\\n`` or ``\\r\\n`` line endings)."""
+        buffer = self._partial
+        buffer += chunk
+        records: list[Record] = []
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            record = self.feed(buffer[start:end].removesuffix(b"\r").decode())
+            if record is not None:
+                records.append(record)
+            start = end + 1
+        del buffer[:start]
+        return records
 
     def feed(self, line: str) -> Record | None:
         if not line:

@@ -1,25 +1,28 @@
 """What the sync and async clients share around the I/O: headers, errors, retries.
 
-Errors are translated here and only here::
+Nothing here depends on an HTTP library: each client classifies its own
+library's exceptions into a :class:`Failure` and hands over status, reason and
+body bytes.  Errors are translated here and only here::
 
     broker answered {"error": {"code", "message"}}   -> error_for_code(code)  (typed MiniMQError)
     broker answered some other 4xx/5xx               -> by status, message = body excerpt
     connection refused / reset / timed out           -> BrokerUnavailable
 
-Retry policy (:meth:`RetryPolicy.delay`): a request that provably never
-reached the broker (connect failed, no pooled connection) is retried whatever
-it is; one that may have been processed (read timeout, dropped connection,
-503) is retried only when the :class:`~minimq.client._calls.Call` is
-idempotent, so a produce whose outcome is unknown is never sent twice here.
+Retry policy (:class:`RetryPolicy`): a request that provably never reached
+the broker (:attr:`Failure.NOT_SENT`: connect failed, no pooled connection in
+time) is retried whatever it is; one that may have been processed
+(:attr:`Failure.MAYBE_PROCESSED`: read timeout, dropped connection, or a 503)
+is retried only when the :class:`~minimq.client._calls.Call` is idempotent, so
+a produce whose outcome is unknown is never sent twice here.
 """
 
 from __future__ import annotations
 
+import enum
 import random
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import httpx
 import orjson
 
 from minimq import __version__
@@ -43,8 +46,12 @@ _ERRORS_BY_STATUS: dict[int, type[MiniMQError]] = {
     408: RequestTimeout,
 }
 
-# Errors raised before a single byte of the request went out.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+class Failure(enum.Enum):
+    """How far a request that got no answer went."""
+
+    NOT_SENT = "not sent"
+    MAYBE_PROCESSED = "maybe processed"
 
 
 def request_headers(token: str | None) -> dict[str, str]:
@@ -61,38 +68,38 @@ def encode_body(call: Call[Any]) -> tuple[bytes | None, dict[str, str]]:
     return orjson.dumps(call.body), {"Content-Type": "application/json"}
 
 
-def error_from_response(response: httpx.Response) -> MiniMQError:
+def error_from_body(status: int, reason: str, body: bytes) -> MiniMQError:
     """The typed error for a 4xx/5xx answer, preferring the broker's stable code."""
     try:
-        error = orjson.loads(response.content)["error"]
+        error = orjson.loads(body)["error"]
         return error_for_code(str(error["code"]), str(error["message"]))
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        excerpt = response.text[:200].strip() or response.reason_phrase
-        cls = _ERRORS_BY_STATUS.get(response.status_code, MiniMQError)
-        return cls(f"HTTP {response.status_code}: {excerpt}")
+        excerpt = body[:200].decode(errors="replace").strip() or reason
+        cls = _ERRORS_BY_STATUS.get(status, MiniMQError)
+        return cls(f"HTTP {status}: {excerpt}")
 
 
-def decode_response(call: Call[T], response: httpx.Response) -> T:
+def decode_body(call: Call[T], status: int, reason: str, body: bytes) -> T:
     """The parsed value of a finished response, or the broker's error raised."""
-    if response.status_code >= 400:
-        raise error_from_response(response)
-    if response.status_code == 204 or not response.content:
+    if status >= 400:
+        raise error_from_body(status, reason, body)
+    if status == 204 or not body:
         return call.parse(None)
     try:
-        payload = orjson.loads(response.content)
+        payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise MiniMQError(f"broker sent invalid JSON: {response.text[:200]!r}") from exc
+        raise MiniMQError(f"broker sent invalid JSON: {body[:200]!r}") from exc
     return call.parse(payload)
 
 
-def unavailable(base_url: str, exc: httpx.HTTPError) -> BrokerUnavailable:
+def unavailable(base_url: str, exc: BaseException) -> BrokerUnavailable:
     reason = str(exc) or type(exc).__name__
     return BrokerUnavailable(f"broker at {base_url} unavailable: {reason}")
 
 
-def read_timeout(timeout: float, call: Call[Any]) -> httpx.Timeout:
-    """The client timeout, with the read phase stretched by the call's long-poll wait."""
-    return httpx.Timeout(timeout, read=timeout + call.wait_ms / 1000)
+def read_timeout(timeout: float, call: Call[Any]) -> float:
+    """Seconds to wait for an answer: the client timeout plus the call's long-poll wait."""
+    return timeout + call.wait_ms / 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +114,11 @@ class RetryPolicy:
         # Full jitter: clients retrying after a broker restart do not stampede together.
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
-    def delay_after_error(
-        self, call: Call[Any], exc: httpx.HTTPError, attempt: int
-    ) -> float | None:
-        """Seconds to wait before retrying after ``exc``, or ``None`` to give up."""
+    def delay_after_error(self, call: Call[Any], failure: Failure, attempt: int) -> float | None:
+        """Seconds to wait before retrying after ``failure``, or ``None`` to give up."""
         if attempt >= self.retries:
             return None
-        if isinstance(exc, _NOT_SENT) or (
-            call.idempotent and isinstance(exc, httpx.TransportError)
-        ):
+        if failure is Failure.NOT_SENT or call.idempotent:
             return self.backoff(attempt)
         return None
 

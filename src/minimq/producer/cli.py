@@ -18,7 +18,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # One line per HTTP request would drown the simulator's own messages.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     return run(SimulatorConfig.from_args(args))
 
 

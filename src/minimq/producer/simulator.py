@@ -36,7 +36,7 @@ from minimq.producer.readings import Sensor
 log = logging.getLogger("minimq.producer")
 
 # Stopping must finish within 2 s of the signal; keep a margin for the exit itself.
-SHUTDOWN_GRACE = 1.5
+SHUTDOWN_GRACE = 1.0
 # Never wait longer than this for one produce request: a hung broker must not
 # stall shutdown or the retry loop.
 REQUEST_TIMEOUT = 5.0

@@ -1,7 +1,7 @@
 """The broker as the UI sees it: one shared client, typed errors to HTTP statuses.
 
 The application owns one :class:`minimq.client.Client`; the client is
-thread-safe (a pooled ``httpx.Client``), so every waitress thread shares it
+thread-safe (a pooled urllib3 connection pool), so every waitress thread shares it
 and its keep-alive connections.  The UI client does not retry: a page or a
 live poll must report a broker outage within its one-second rhythm, and the
 browser's next poll *is* the retry.

@@ -9,9 +9,14 @@ Starts ``minimq broker`` on 127.0.0.1 with a temporary data directory
 3. fetch throughput (limit=10,000 records per request);
 4. produce -> long-poll consumer latency p50/p99 at a steady 1,000 msgs/s.
 
-Every phase is bounded in time. Numbers on a shared machine are noisy.
+Every phase is bounded in time. Numbers on a shared machine are noisy, so
+each phase also prints the broker's CPU time per message (user + system, from
+/proc), which moves far less with other load than throughput does, and the
+single-message phase is repeated against a bare aiohttp handler (same loop,
+same JSON library, no broker) started by this script, so the ratio to what
+the framework alone reaches on this machine at this moment is visible.
 
-    python bench/http.py [--seconds 5] [--fsync always]
+    python bench/http.py [--seconds 5] [--fsync always] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -37,9 +43,52 @@ import time  # noqa: E402
 
 import aiohttp  # noqa: E402
 import orjson  # noqa: E402
-from tests.support.processes import BrokerProcess  # noqa: E402
+import uvloop  # noqa: E402
+from tests.support.processes import BrokerProcess, free_port, wait_for_http  # noqa: E402
 
 SINGLE_BODY = orjson.dumps({"topic": "bench-single", "message": {"sensor": "s1", "value": 21.5}})
+
+
+# The baseline: what aiohttp alone serves for the same request and reply shape.
+BARE_SERVER = """
+import sys, orjson, uvloop
+from aiohttp import web
+
+async def produce(request):
+    body = orjson.loads(await request.read())
+    reply = {"topic": body["topic"], "partition": 0, "offset": 0}
+    return web.Response(body=orjson.dumps(reply), status=201, content_type="application/json")
+
+async def healthz(request):
+    return web.Response(body=b"{}", content_type="application/json")
+
+app = web.Application()
+app.router.add_post("/produce", produce)
+app.router.add_get("/healthz", healthz)
+uvloop.install()
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+class CpuMeter:
+    """CPU seconds (user + system) a process used between ``start`` and ``stop``."""
+
+    def __init__(self, pid: int) -> None:
+        self._stat = Path(f"/proc/{pid}/stat")
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        self._started = 0.0
+
+    def _now(self) -> float:
+        fields = self._stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self._ticks
+
+    def start(self) -> None:
+        self._started = self._now()
+
+    def per(self, count: float) -> str:
+        """``µs/msg`` of CPU since ``start``, for ``count`` messages."""
+        used = self._now() - self._started
+        return f"broker CPU {used / max(count, 1) * 1e6:6.1f} us/msg"
 
 
 def wrk_produce(url: str, connections: int, seconds: float) -> float:
@@ -163,8 +212,14 @@ async def end_to_end_latency(
         async with session.post(f"{url}/v1/topics", json={"name": "bench-latency"}) as response:
             await response.read()
 
+        # Start at the end, so records of an earlier run on the same broker are not counted.
+        async with session.get(
+            f"{url}/v1/topics/bench-latency/partitions/0/records", params={"offset": "latest"}
+        ) as response:
+            start_offset = orjson.loads(await response.read())["next_offset"]
+
         async def consumer() -> None:
-            offset = 0
+            offset = start_offset
             while len(latencies) < total:
                 async with session.get(
                     f"{url}/v1/topics/bench-latency/partitions/0/records",
@@ -200,30 +255,69 @@ async def end_to_end_latency(
     return p50, p99, len(ordered)
 
 
+def single_produce(url: str, connections: int, seconds: float) -> float:
+    if shutil.which("wrk") is not None:
+        return wrk_produce(url, connections, seconds)
+    return uvloop.run(aiohttp_produce(url, connections, seconds))
+
+
+def bare_baseline(seconds: float) -> float:
+    """Single-message req/s of the bare aiohttp handler at 64 connections."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=server)
+        return single_produce(f"http://127.0.0.1:{port}", 64, seconds)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="duration of each phase")
     parser.add_argument("--fsync", default="always", help="broker fsync policy")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare aiohttp run")
     args = parser.parse_args()
-    use_wrk = shutil.which("wrk") is not None
+    seconds = args.seconds
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
         broker = BrokerProcess(data, ["--fsync", args.fsync, "--log-level", "WARNING"])
         with broker:
             url = broker.url
-            print(f"broker {url} fsync={args.fsync} load={'wrk' if use_wrk else 'aiohttp'}")
+            assert broker.process is not None
+            cpu = CpuMeter(broker.process.pid)
+            load = "wrk" if shutil.which("wrk") else "aiohttp"
+            print(f"broker {url} fsync={args.fsync} load={load} uptime: {os.getloadavg()}")
             for connections in (1, 64):
-                if use_wrk:
-                    rate = wrk_produce(url, connections, args.seconds)
-                else:
-                    rate = asyncio.run(aiohttp_produce(url, connections, args.seconds))
-                print(f"single POST /produce, {connections:>2} connections: {rate:>10,.0f} req/s")
-            rate = asyncio.run(batch_produce(url, args.seconds))
-            print(f"batch produce 1,000 x 100 B:            {rate:>10,.0f} msgs/s")
-            rate = asyncio.run(fetch_throughput(url, args.seconds))
-            print(f"fetch (limit 10,000, 2 fetchers):       {rate:>10,.0f} msgs/s")
-            p50, p99, count = asyncio.run(end_to_end_latency(url, args.seconds))
+                cpu.start()
+                rate = single_produce(url, connections, seconds)
+                print(
+                    f"single POST /produce, {connections:>2} connections: {rate:>10,.0f} req/s"
+                    f"    {cpu.per(rate * seconds)}"
+                )
+            if not args.no_baseline:
+                bare = bare_baseline(seconds)
+                print(
+                    f"  bare aiohttp handler, 64 connections:  {bare:>10,.0f} req/s"
+                    f"    (broker reached {rate / bare:.0%} of it)"
+                )
+            cpu.start()
+            started = time.monotonic()
+            rate = uvloop.run(batch_produce(url, seconds))
+            count = rate * (time.monotonic() - started)
+            print(
+                f"batch produce 1,000 x 100 B:            {rate:>10,.0f} msgs/s    {cpu.per(count)}"
+            )
+            cpu.start()
+            started = time.monotonic()
+            rate = uvloop.run(fetch_throughput(url, seconds))
+            count = rate * (time.monotonic() - started)
+            print(
+                f"fetch (limit 10,000, 2 fetchers):       {rate:>10,.0f} msgs/s    {cpu.per(count)}"
+            )
+            p50, p99, count = uvloop.run(end_to_end_latency(url, seconds))
             print(f"produce -> long-poll at 1,000 msgs/s:   p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             print(f"  ({count} messages)")
 

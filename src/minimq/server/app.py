@@ -12,12 +12,7 @@ from minimq.server import group_routes, stream_routes, topic_routes
 from minimq.server.config import BrokerConfig
 from minimq.server.context import CONTEXT, ServerContext, context
 from minimq.server.metrics import BrokerMetrics
-from minimq.server.middleware import (
-    admission_middleware,
-    auth_middleware,
-    error_middleware,
-    metrics_middleware,
-)
+from minimq.server.middleware import request_middleware
 
 OPENAPI_DOCUMENT = resources.files("minimq.server").joinpath("openapi.json").read_bytes()
 
@@ -42,14 +37,10 @@ async def _wake_waiters(app: web.Application) -> None:
 
 def create_app(broker: Broker, config: BrokerConfig, metrics: BrokerMetrics) -> web.Application:
     """The broker's HTTP application; ``metrics`` must be the broker's observer."""
-    middlewares = [
-        metrics_middleware(metrics),
-        error_middleware,
-        admission_middleware(config.max_connections),
-    ]
-    if config.token:
-        middlewares.append(auth_middleware(config.token))
-    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_middleware(metrics, config.max_connections, config.token)],
+        client_max_size=config.max_body_bytes,
+    )
     app[CONTEXT] = ServerContext(broker, config, metrics)
     app.add_routes(routes)
     app.add_routes(topic_routes.routes)

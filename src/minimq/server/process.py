@@ -19,6 +19,7 @@ from minimq.errors import MiniMQError, StorageError
 from minimq.server.app import create_app
 from minimq.server.config import BrokerConfig
 from minimq.server.metrics import BrokerMetrics
+from minimq.server.tuning import tune_for_serving
 from minimq.storage import open_storage
 
 log = logging.getLogger("minimq.broker")
@@ -47,6 +48,7 @@ async def serve(config: BrokerConfig) -> int:
         shutdown_timeout=config.shutdown_timeout_s,
     )
     await runner.setup()
+    tune_for_serving()
     site = web.TCPSite(runner, config.host, config.port, backlog=1024)
     try:
         await site.start()

@@ -13,7 +13,6 @@ broker shuts down.
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from minimq.core import StartPosition
@@ -62,8 +61,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await response.write(
                 b"".join(
                     b"event: record\nid: %d:%d\ndata: %s\n\n"
-                    % (event["partition"], event["offset"], orjson.dumps(event))
-                    for event in serialize.records(topic, batch)
+                    % (item.partition, item.record.offset, text)
+                    for item, text in zip(batch, serialize.record_texts(topic, batch), strict=True)
                 )
             )
     except ConnectionResetError:

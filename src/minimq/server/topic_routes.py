@@ -74,9 +74,22 @@ async def delete_topic(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _produce_records(raw_records: list[Any]) -> list[ProduceRecord]:
+    """The request's records; value-only ones (the common case) on a fast path.
+
+    ``tuple.__new__`` skips the NamedTuple's Python-level ``__new__``: with
+    ``orjson.dumps`` this is most of the cost per record of a batch produce.
+    """
+    new, dumps = tuple.__new__, orjson.dumps
+    return [
+        new(ProduceRecord, (dumps(raw["value"]), None, (), None, None))
+        if type(raw) is dict and len(raw) == 1 and "value" in raw
+        else _produce_record(raw)
+        for raw in raw_records
+    ]
+
+
 def _produce_record(raw: Any) -> ProduceRecord:
-    if type(raw) is dict and len(raw) == 1 and "value" in raw:
-        return ProduceRecord(orjson.dumps(raw["value"]))  # the common value-only record
     item = inputs.json_object(raw, "each record")
     inputs.reject_unknown(item, _RECORD_FIELDS, "record")
     if "value" not in item:
@@ -106,7 +119,7 @@ async def produce(request: web.Request) -> web.Response:
     raw_records = inputs.field(body, "records", list, required=True) or []
     if not 1 <= len(raw_records) <= inputs.MAX_PRODUCE_RECORDS:
         raise InvalidRequest(f"'records' must hold 1 to {inputs.MAX_PRODUCE_RECORDS} records")
-    records = [_produce_record(raw) for raw in raw_records]
+    records = _produce_records(raw_records)
     offsets = await ctx.broker.produce(topic, records)
     return json_response({"topic": topic, "offsets": serialize.positions(offsets)})
 

@@ -32,5 +32,11 @@ layers: $(STAMP)
 
 check: lint typecheck layers test
 
+bench: $(STAMP)
+	$(BIN)/minimq bench --profile
+
+bench-quick: $(STAMP)
+	$(BIN)/minimq bench --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

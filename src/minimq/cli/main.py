@@ -16,6 +16,14 @@ from minimq import __version__
 
 COMMAND_MODULES = (
     "minimq.cli.broker_command",
+    "minimq.cli.up_command",
+    "minimq.cli.ui_command",
+    "minimq.cli.producer_command",
+    "minimq.cli.topics_command",
+    "minimq.cli.produce_command",
+    "minimq.cli.consume_command",
+    "minimq.cli.groups_command",
+    "minimq.cli.bench_command",
 )
 
 

@@ -25,13 +25,13 @@ from typing import Literal
 
 import orjson
 
-from minimq.cli.options import (
+from minimq.cli.client_support import (
     EXIT_USAGE,
-    add_client_options,
     client_from_args,
     progress_bar,
     reports_errors,
 )
+from minimq.cli.options import add_client_options
 from minimq.client import AsyncClient, Consumer, Record
 
 # Long-poll length while following: short enough to notice Ctrl-C promptly.

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minimq.cli.options import (
+from minimq.cli.client_support import (
     EXIT_USAGE,
-    add_client_options,
     client_from_args,
     print_json,
     print_table,
     reports_errors,
 )
+from minimq.cli.options import add_client_options
 from minimq.client import GroupInfo
 
 RESET_TARGETS = ("earliest", "latest", "offset", "timestamp")

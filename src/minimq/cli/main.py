@@ -14,34 +14,40 @@ from collections.abc import Sequence
 
 from minimq import __version__
 
-COMMAND_MODULES = (
-    "minimq.cli.broker_command",
-    "minimq.cli.up_command",
-    "minimq.cli.ui_command",
-    "minimq.cli.producer_command",
-    "minimq.cli.topics_command",
-    "minimq.cli.produce_command",
-    "minimq.cli.consume_command",
-    "minimq.cli.groups_command",
-    "minimq.cli.bench_command",
-)
+# Command name -> the module that registers it. Only the named command's module
+# is imported when one is given, so `minimq broker` starts without loading the
+# web UI or the client library.
+COMMAND_MODULES = {
+    "broker": "minimq.cli.broker_command",
+    "up": "minimq.cli.up_command",
+    "ui": "minimq.cli.ui_command",
+    "producer": "minimq.cli.producer_command",
+    "topics": "minimq.cli.topics_command",
+    "produce": "minimq.cli.produce_command",
+    "consume": "minimq.cli.consume_command",
+    "groups": "minimq.cli.groups_command",
+    "bench": "minimq.cli.bench_command",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` alone when it is given."""
     parser = argparse.ArgumentParser(
         prog="minimq",
         description="MiniMQ: a lightweight, durable pub/sub log with an HTTP/JSON API.",
     )
     parser.add_argument("--version", action="version", version=f"minimq {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for name, module_name in COMMAND_MODULES.items():
+        if command is None or name == command:
+            importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    named = arguments[0] if arguments and arguments[0] in COMMAND_MODULES else None
+    args = build_parser(named).parse_args(arguments)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

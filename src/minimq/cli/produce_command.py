@@ -24,13 +24,13 @@ from typing import Any
 
 import orjson
 
-from minimq.cli.options import (
-    add_client_options,
+from minimq.cli.client_support import (
     client_from_args,
     exit_code_for,
     progress_bar,
     reports_errors,
 )
+from minimq.cli.options import add_client_options
 from minimq.client import Producer, RecordMetadata
 from minimq.errors import InvalidRequest, MiniMQError
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from minimq.cli.options import (
-    add_client_options,
+from minimq.cli.client_support import (
     client_from_args,
     print_json,
     print_table,
     reports_errors,
 )
+from minimq.cli.options import add_client_options
 from minimq.client import TopicInfo
 
 

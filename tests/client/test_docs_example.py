@@ -1,4 +1,4 @@
-"""The Python examples in docs/client.md run as written against a real broker."""
+"""The Python examples in docs/client.md and README.md run as written against a real broker."""
 
 from __future__ import annotations
 
@@ -32,3 +32,9 @@ def test_client_md_examples_run_in_order(broker: BrokerProcess) -> None:
         str(n) for n in range(len(printed) - 1)
     ]
     assert len(printed) > 1
+
+
+def test_readme_example_runs(broker: BrokerProcess) -> None:
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    (example,) = PYTHON_BLOCK.findall(readme.read_text())
+    assert run_block(example, broker.url).startswith("last offset: ")

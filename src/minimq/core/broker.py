@@ -39,6 +39,7 @@ from minimq.core.models import (
     PartitionRecord,
     ProduceRecord,
     RecordPosition,
+    RecordPositions,
     ResetPolicy,
     StartPosition,
     TopicInfo,
@@ -204,7 +205,7 @@ class Broker:
 
     # -- produce ---------------------------------------------------------------
 
-    async def produce(self, topic: str, records: Sequence[ProduceRecord]) -> list[RecordPosition]:
+    async def produce(self, topic: str, records: Sequence[ProduceRecord]) -> RecordPositions:
         """Append ``records``: one batch per partition, acknowledged per the fsync policy.
 
         Returns each record's position in request order. Batches for different
@@ -225,18 +226,17 @@ class Broker:
         if max(sizes) > limit:
             raise MessageTooLarge(f"a record is larger than the {limit}-byte record limit")
         config = await self._config_or_create(topic)
-        new = tuple.__new__  # skips NamedTuple's Python-level __new__, once per record
         if config.partitions == 1 and not any(map(_EXPLICIT_PARTITION, records)):
             # The common case: one partition, none named but 0. No partitioner, no gather.
             base = await self._append(topic, 0, records, sum(sizes))
-            return [new(RecordPosition, (0, offset)) for offset in range(base, base + len(records))]
+            return RecordPositions.consecutive(0, base, len(records))
         chosen = self._partitioner.assign(topic, config.partitions, records)
         by_partition: dict[int, list[int]] = {}
         for index, partition in enumerate(chosen):
             by_partition.setdefault(partition, []).append(index)
         if len(by_partition) == 1:
             base = await self._append(topic, chosen[0], records, sum(sizes))
-            return [new(RecordPosition, (chosen[0], base + i)) for i in range(len(records))]
+            return RecordPositions.consecutive(chosen[0], base, len(records))
         items = list(by_partition.items())
         bases = await asyncio.gather(
             *(
@@ -250,7 +250,7 @@ class Broker:
         for (partition, indexes), base in zip(items, bases, strict=True):
             for delta, index in enumerate(indexes):
                 positions[index] = RecordPosition(partition, base + delta)
-        return positions
+        return RecordPositions(positions)
 
     async def _append(
         self, topic: str, partition: int, records: Sequence[ProduceRecord], size: int

@@ -6,8 +6,9 @@ record value is opaque bytes (the HTTP transport stores JSON text there).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, overload
 
 from minimq.storage.api import Header, Record, TopicConfig
 
@@ -29,6 +30,57 @@ class RecordPosition(NamedTuple):
 
     partition: int
     offset: int
+
+
+class RecordPositions(Sequence[RecordPosition]):
+    """Where each produced record was stored, in request order.
+
+    Most produce calls land in one partition at consecutive offsets; that case
+    is kept as one :attr:`run` instead of a tuple per record (building and then
+    serializing a thousand tuples was a tenth of a 1,000-record batch's cost).
+    Immutable once built.
+    """
+
+    __slots__ = ("_items", "run")
+
+    def __init__(self, items: Sequence[RecordPosition]) -> None:
+        self._items: Sequence[RecordPosition] = items
+        # (partition, first offset, count) when every record is in one consecutive run.
+        self.run: tuple[int, int, int] | None = None
+
+    @classmethod
+    def consecutive(cls, partition: int, base_offset: int, count: int) -> RecordPositions:
+        """``count`` records of ``partition`` at offsets from ``base_offset``."""
+        positions = cls(())
+        positions.run = (partition, base_offset, count)
+        return positions
+
+    def __len__(self) -> int:
+        return self.run[2] if self.run is not None else len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> RecordPosition: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RecordPosition]: ...
+
+    def __getitem__(self, index: int | slice) -> RecordPosition | Sequence[RecordPosition]:
+        if self.run is None:
+            return self._items[index]
+        partition, base, count = self.run
+        offsets = range(base, base + count)[index]
+        if isinstance(offsets, int):
+            return RecordPosition(partition, offsets)
+        return [RecordPosition(partition, offset) for offset in offsets]
+
+    def __iter__(self) -> Iterator[RecordPosition]:
+        if self.run is None:
+            return iter(self._items)
+        partition, base, count = self.run
+        return (RecordPosition(partition, offset) for offset in range(base, base + count))
+
+    def __repr__(self) -> str:
+        return f"RecordPositions({list(self)!r})"
 
 
 class PartitionRecord(NamedTuple):

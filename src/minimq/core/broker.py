@@ -150,7 +150,7 @@ class Broker:
             if topic in self._logs.topic_names():
                 raise TopicAlreadyExists(f"topic {topic!r} already exists")
             await self._logs.create_topic(topic, config)
-        log.info("topic created: %s (%d partitions)", topic, config.partitions)
+        log.info("topic created: %s (partitions: %d)", topic, config.partitions)
         return self.describe_topic(topic)
 
     async def delete_topic(self, topic: str) -> None:
@@ -189,7 +189,7 @@ class Broker:
                     topic, TopicConfig(partitions=self.settings.default_partitions)
                 )
                 log.info(
-                    "topic created: %s (%d partitions, on first produce)",
+                    "topic created: %s (partitions: %d, on first produce)",
                     topic,
                     self.settings.default_partitions,
                 )

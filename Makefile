@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo install test check lint typecheck layers bench bench-quick soak clean
+.PHONY: demo install test check lint typecheck layers bench bench-quick soak reliability-full clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/minimq bench --quick
+
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak --minutes $(or $(MINUTES),5)
+
+reliability-full: $(STAMP)
+	MINIMQ_FULL_RELIABILITY=1 $(BIN)/python -m pytest -q -s tests/reliability
+	$(BIN)/python -m bench.reliability.api_fuzz --examples 1000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

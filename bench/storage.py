@@ -10,23 +10,33 @@ Workloads (100-byte values, batches of 1,000 records):
    and 10M records; the 10M partition is built at ``fsync=never`` to keep the
    setup short.
 
+The process gets the same garbage-collector and allocator tuning as the
+broker process (``minimq.server.tuning``) unless ``--no-tuning`` is given.
 Numbers are wall-clock on whatever else the machine is doing; run it twice.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
-import random
-import shutil
-import statistics
-import tempfile
-import time
+import sys
 from pathlib import Path
 
-from minimq.storage import FsyncPolicy, NewRecord, TopicConfig, open_storage
-from minimq.storage.partition import DiskPartitionLog
+# bench/http.py is named like the stdlib ``http`` package, which aiohttp (imported
+# with minimq.server) needs; keep this directory off the import path.
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from minimq.server.tuning import tune_for_serving  # noqa: E402
+from minimq.storage import FsyncPolicy, NewRecord, TopicConfig, open_storage  # noqa: E402
+from minimq.storage.partition import DiskPartitionLog  # noqa: E402
 
 VALUE_BYTES = 100
 BATCH = 1_000
@@ -120,7 +130,14 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--skip-10m", action="store_true")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory (default: tmp)")
+    parser.add_argument(
+        "--no-tuning",
+        action="store_true",
+        help="skip the GC and allocator tuning the broker process applies before serving",
+    )
     args = parser.parse_args()
+    if not args.no_tuning:
+        tune_for_serving()
     root = Path(tempfile.mkdtemp(prefix="minimq-bench-", dir=args.dir))
     try:
         asyncio.run(run(root, args.records, args.producers, args.skip_10m))

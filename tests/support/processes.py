@@ -21,7 +21,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(url: str, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_http(
+    url: str, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Poll ``url`` until it answers 200; fail early if ``process`` exits."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -67,9 +69,17 @@ class BrokerProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "minimq", "broker",
-                "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(self.data_dir), *self.extra_args,
+                sys.executable,
+                "-m",
+                "minimq",
+                "broker",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

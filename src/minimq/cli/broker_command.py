@@ -83,7 +83,7 @@ def register(subparsers: Any) -> None:
         "--max-connections",
         type=int,
         default=int(env("MINIMQ_MAX_CONNECTIONS") or 1024),
-        help="requests served at once, long-polls included (env MINIMQ_MAX_CONNECTIONS)",
+        help="open client connections, slow ones included (env MINIMQ_MAX_CONNECTIONS)",
     )
     add(
         "--no-auto-create-topics",

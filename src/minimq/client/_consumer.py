@@ -7,8 +7,12 @@ committed by ``commit()``, and automatically at the start of a ``poll()``
 once ``auto_commit_interval_ms`` passed, i.e. only for records the
 application already had and (by calling ``poll`` again) finished.  A crash
 therefore re-delivers at most the records since the last commit, never skips
-one.  (As in Kafka, a commit covers the whole last poll: call ``commit()`` or
-``close()`` only once its records are processed.)  ``close()`` commits and
+one.  A poll whose answer is lost (timeout, dropped connection) may still
+have been served, moving the broker's positions past records never seen
+here; the next poll therefore commits what was already returned and rejoins
+as a new member, reading again from the committed offsets.  (As in Kafka, a
+commit covers the whole last poll: call ``commit()`` or ``close()`` only once
+its records are processed.)  ``close()`` commits and
 leaves the group so its partitions move to the other members at once rather
 than after the session timeout.
 
@@ -22,6 +26,7 @@ Concurrency contract: a ``Consumer`` is used by one thread at a time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -31,6 +36,7 @@ from typing import Literal
 
 from minimq.client._client import Client
 from minimq.client._models import Record
+from minimq.errors import BrokerUnavailable, MiniMQError
 
 
 class Consumer:
@@ -54,7 +60,9 @@ class Consumer:
         )
         self.group = group
         self.topic = topic
-        self.member_id = member_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._member_prefix = member_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.member_id = member_id or f"{self._member_prefix}-{uuid.uuid4().hex[:8]}"
+        self._rejoin_needed = False
         self._auto_commit = (
             None if auto_commit_interval_ms is None else auto_commit_interval_ms / 1000
         )
@@ -78,14 +86,22 @@ class Consumer:
             and time.monotonic() - self._last_commit >= self._auto_commit
         ):
             self.commit()
-        result = self._client.group_fetch(
-            self.group,
-            self.topic,
-            member_id=self.member_id,
-            limit=max_records or self._max_poll_records,
-            wait_ms=timeout_ms,
-            auto_offset_reset=self._auto_offset_reset,
-        )
+        if self._rejoin_needed:
+            self._rejoin()
+        try:
+            result = self._client.group_fetch(
+                self.group,
+                self.topic,
+                member_id=self.member_id,
+                limit=max_records or self._max_poll_records,
+                wait_ms=timeout_ms,
+                auto_offset_reset=self._auto_offset_reset,
+            )
+        except BrokerUnavailable:
+            # The broker may have served this fetch and moved the member's positions
+            # past records whose answer never arrived: rejoin before fetching again.
+            self._rejoin_needed = True
+            raise
         self.assignment = result.assignment
         owned = set(result.assignment)
         # A partition moved to another member is read from the group's committed
@@ -93,6 +109,22 @@ class Consumer:
         self._positions = {p: o for p, o in self._positions.items() if p in owned}
         self._positions.update(result.positions)
         return result.records
+
+    def _rejoin(self) -> None:
+        """Continue as a new member, so reading restarts at the group's committed offsets.
+
+        A fetch whose answer was lost may have moved the old member's positions
+        past records this consumer never saw, and a late copy of it could move
+        them again, so the old id is abandoned, not reused.  The records of
+        earlier polls are committed first (polling again means they were
+        processed); whatever follows them is delivered again.
+        """
+        self.commit()
+        with contextlib.suppress(MiniMQError):
+            self._client.leave_group(self.group, self.topic, self.member_id)
+        self.member_id = f"{self._member_prefix}-{uuid.uuid4().hex[:8]}"
+        self._positions = {}
+        self._rejoin_needed = False
 
     def commit(self) -> None:
         """Durably commit the positions after every record returned by ``poll`` so far."""

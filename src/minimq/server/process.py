@@ -18,6 +18,7 @@ from minimq.core import Broker
 from minimq.errors import MiniMQError, StorageError
 from minimq.server.app import create_app
 from minimq.server.config import BrokerConfig
+from minimq.server.connection_limit import ConnectionLimiter
 from minimq.server.metrics import BrokerMetrics
 from minimq.server.tuning import tune_for_serving
 from minimq.storage import open_storage
@@ -49,9 +50,17 @@ async def serve(config: BrokerConfig) -> int:
     )
     await runner.setup()
     tune_for_serving()
-    site = web.TCPSite(runner, config.host, config.port, backlog=1024)
+    assert runner.server is not None
     try:
-        await site.start()
+        # Not web.TCPSite: the limiter must see every accepted connection, also
+        # those still sending their headers, which aiohttp's handlers never see.
+        listener = await asyncio.get_running_loop().create_server(
+            ConnectionLimiter(runner.server, config.max_connections),
+            config.host,
+            config.port,
+            backlog=1024,
+            reuse_address=True,
+        )
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror or exc)
         await runner.cleanup()
@@ -76,6 +85,7 @@ async def serve(config: BrokerConfig) -> int:
     retention.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await retention
+    listener.close()
     await runner.cleanup()
     await broker.close()
     log.info("broker stopped; data flushed and fsynced")

@@ -56,15 +56,18 @@ class SegmentIndex:
         self.positions.append(position)
         self.prior_max_timestamps.append(prior_max_timestamp)
 
-    def position_for_offset(self, relative_offset: int) -> int:
-        """Position of the last indexed batch starting at or before ``relative_offset``."""
-        slot = bisect_right(self.relative_offsets, relative_offset) - 1
-        return self.positions[slot] if slot >= 0 else 0
+    def entry_for_offset(self, relative_offset: int) -> tuple[int, int]:
+        """(relative offset, position) of the last indexed batch at or before ``relative_offset``.
 
-    def position_for_timestamp(self, timestamp: int) -> int:
-        """A position at or before the first batch holding a timestamp >= ``timestamp``."""
+        ``(0, 0)`` (the segment's first batch) when no entry is that early.
+        """
+        slot = bisect_right(self.relative_offsets, relative_offset) - 1
+        return (self.relative_offsets[slot], self.positions[slot]) if slot >= 0 else (0, 0)
+
+    def entry_for_timestamp(self, timestamp: int) -> tuple[int, int]:
+        """(relative offset, position) of a batch at or before the first holding ``timestamp``."""
         slot = bisect_left(self.prior_max_timestamps, timestamp) - 1
-        return self.positions[slot] if slot >= 0 else 0
+        return (self.relative_offsets[slot], self.positions[slot]) if slot >= 0 else (0, 0)
 
     def last_position(self) -> int:
         return self.positions[-1] if self.positions else 0

@@ -16,6 +16,15 @@ later append raises ``LogFailed`` until the data directory is reopened and
 recovered.  An fsync is never retried: after a failed fsync the kernel may
 have dropped the dirty pages, so a retry that "succeeds" proves nothing.
 
+One exception keeps a full disk from needing a restart: a ``StorageFull``
+append under ``fsync=always``.  There every published byte was made durable
+by an fsync that succeeded *before* it was published, so only unpublished
+bytes are in doubt; the next append first truncates the log and its indexes
+back to the published state and fsyncs the log, and only if that succeeds is
+the log writable again (a still-full disk then fails that append with
+``StorageFull`` once more).  Under ``interval`` and ``never`` published bytes
+may not be durable yet, so those logs stay poisoned until reopened.
+
 Concurrency contract.  All public methods run on the event-loop thread.
 ``read`` and ``offset_for_timestamp`` are synchronous and only look at
 published state (segment list, each segment's published ``size``), which the
@@ -39,7 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from minimq.errors import CorruptLog, InvalidRequest, LogFailed, OffsetOutOfRange, StorageError
+from minimq.errors import (
+    CorruptLog,
+    InvalidRequest,
+    LogFailed,
+    OffsetOutOfRange,
+    StorageError,
+    StorageFull,
+)
 from minimq.storage.api import FsyncPolicy, NewRecord, Record, TopicConfig
 from minimq.storage.batch import encode_batch
 from minimq.storage.files import TMP_SUFFIX, fsync_dir, storage_error
@@ -86,6 +102,7 @@ class DiskPartitionLog:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._failure: StorageError | None = None
+        self._recoverable = False  # the failure is a StorageFull write under fsync=always
         self._closed = False
 
     # ----------------------------------------------------------------- opening
@@ -181,7 +198,7 @@ class DiskPartitionLog:
     # ----------------------------------------------------------------- appending
 
     async def append(self, records: Sequence[NewRecord]) -> int:
-        if self._failure is not None:
+        if self._failure is not None and not self._recoverable:
             raise LogFailed(f"{self.directory}: an earlier write failed ({self._failure.message})")
         if self._closed:
             raise LogFailed(f"{self.directory}: the log is closed")
@@ -199,8 +216,9 @@ class DiskPartitionLog:
         async with self._io_lock:
             while self._queue:
                 group, self._queue = self._queue, []
-                if self._failure is not None:
-                    _fail(group, LogFailed(f"{self.directory}: an earlier write failed"))
+                if self._failure is not None and not await self._recover():
+                    error = self._failure if self._recoverable else None
+                    _fail(group, error or LogFailed(f"{self.directory}: an earlier write failed"))
                     continue
                 try:
                     await self._write_group(group)
@@ -245,10 +263,14 @@ class DiskPartitionLog:
                 last += 1
             chunk = group[first:last]
             planned = segment.plan([pending.frame for pending in chunk])
-            await self._blocking(
-                functools.partial(segment.write, planned, sync=sync),
-                f"append to {segment.log_path}",
-            )
+            try:
+                await self._blocking(
+                    functools.partial(segment.write, planned, sync=sync),
+                    f"append to {segment.log_path}",
+                )
+            except StorageFull:
+                self._recoverable = sync
+                raise
             segment.publish(planned, now)
             self._size_bytes += planned.end - planned.start
             for pending in chunk:
@@ -259,6 +281,28 @@ class DiskPartitionLog:
             self._flush_timer = asyncio.get_running_loop().call_later(
                 self.fsync.interval_ms / 1000, self._start_interval_flush
             )
+
+    async def _recover(self) -> bool:
+        """After a recoverable ``StorageFull``: back to the published state (holds ``_io_lock``).
+
+        True when the log may be written again (see "Failure" in the module docstring).
+        """
+        if not self._recoverable:
+            return False
+        self._recoverable = False
+        segment = self._segments[-1]
+        try:
+            await self._blocking(segment.discard_unpublished, f"recover {segment.log_path}")
+        except StorageError as exc:
+            # Still full: the truncation may not be durable yet, but every published
+            # byte is, so trying again later stays safe.  Anything else poisons the log.
+            self._failure = exc
+            self._recoverable = isinstance(exc, StorageFull)
+            log.error("%s: cannot recover after a full disk: %s", self.directory, exc.message)
+            return False
+        log.info("%s: unpublished bytes discarded after a full disk; retrying", self.directory)
+        self._failure = None
+        return True
 
     def _roll_due(self, segment: Segment, frame_size: int, now: int) -> bool:
         if segment.size == 0:

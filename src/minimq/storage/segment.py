@@ -114,7 +114,11 @@ class Segment:
         name = segment_name(base_offset)
         fd = os.open(directory / (name + LOG_SUFFIX), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         segment = cls(directory, base_offset, fd)
-        segment._open_index_files(truncate=True)
+        try:
+            segment._open_index_files(truncate=True)
+        except BaseException:
+            segment.close()
+            raise
         return segment
 
     @classmethod
@@ -215,9 +219,15 @@ class Segment:
     # ----------------------------------------------------------------- reading
 
     def _frames(
-        self, position: int, end: int, *, verify: bool
+        self, position: int, end: int, *, verify: bool, first_offset: int | None = None
     ) -> Iterator[tuple[int, BatchHeader, memoryview]]:
-        """Frames from ``position`` (a frame boundary) up to ``end``, read in large chunks."""
+        """Frames from ``position`` (a frame boundary) up to ``end``, read in large chunks.
+
+        With ``first_offset`` every frame's base offset must continue the chain
+        from it: the CRC does not cover the base offset, so this is what keeps
+        a damaged one from serving records under the wrong offsets.
+        """
+        expected = first_offset
         fd = self._fd
         buffer = b""
         buffer_start = position
@@ -234,6 +244,12 @@ class Segment:
             header = parse_header(buffer, position - buffer_start)
             if not header_is_plausible(header):
                 raise InvalidBatch(position, "malformed batch header")
+            if expected is not None:
+                if header.base_offset != expected:
+                    raise InvalidBatch(
+                        position, f"batch base offset {header.base_offset} != expected {expected}"
+                    )
+                expected = header.next_offset
             total = header.total_size
             if position + total > end:
                 raise InvalidBatch(position, "truncated batch")
@@ -262,9 +278,12 @@ class Segment:
         """
         out: list[Record] = []
         budget = max_bytes
-        start = self.index.position_for_offset(offset - self.base_offset)
+        relative, start = self.index.entry_for_offset(offset - self.base_offset)
+        first = self.base_offset + relative
         try:
-            for position, header, frame in self._frames(start, self.size, verify=False):
+            for position, header, frame in self._frames(
+                start, self.size, verify=False, first_offset=first
+            ):
                 if header.last_offset < offset:
                     continue
                 if not crc_matches(frame, header):
@@ -292,9 +311,12 @@ class Segment:
         """First offset here with a timestamp >= ``timestamp``, or None."""
         if self.max_timestamp < timestamp:
             return None
-        start = self.index.position_for_timestamp(timestamp)
+        relative, start = self.index.entry_for_timestamp(timestamp)
+        first = self.base_offset + relative
         try:
-            for position, header, frame in self._frames(start, self.size, verify=False):
+            for position, header, frame in self._frames(
+                start, self.size, verify=False, first_offset=first
+            ):
                 if header.max_timestamp < timestamp:
                     continue
                 if not crc_matches(frame, header):
@@ -357,6 +379,18 @@ class Segment:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, planned.start)
             raise
+
+    def discard_unpublished(self) -> None:
+        """Cut the log and index files back to the published state; fsync the log (blocking).
+
+        For recovering from a failed write in place: nothing past ``size`` was
+        ever published, so nothing acknowledged is dropped.
+        """
+        os.ftruncate(self._fd, self.size)
+        os.fsync(self._fd)
+        if self._index_fd is not None and self._time_fd is not None:
+            os.ftruncate(self._index_fd, len(self.index) * OFFSET_ENTRY.size)
+            os.ftruncate(self._time_fd, len(self.index) * TIME_ENTRY.size)
 
     def publish(self, planned: SegmentWrite, now_ms: int) -> None:
         """Make written frames visible to readers (event-loop thread)."""

@@ -7,11 +7,16 @@ Layout::
     DATA_DIR/trash/                               deleted topics being removed
 
 ``topic.json`` is written last when a topic is created, so a topic directory
-without it is an interrupted creation and is removed at open.  Deleting a
+without it and without records is an interrupted creation and is removed at
+open; one that holds records gets a rebuilt ``topic.json`` instead (as does
+one whose ``topic.json`` is unreadable), so no record is ever dropped for
+want of its metadata.  Deleting a
 topic renames its directory into ``trash/`` (atomic) before removing the
 files, so a crash never leaves half a topic visible; ``trash/`` is emptied at
 open.  Topic names are checked against ``^[A-Za-z0-9._-]{1,249}$`` (not ``.``
 or ``..``) before they name any path, so no request reaches outside DATA_DIR.
+A new name may not equal an existing one ignoring case and ``.``/``_``
+(``InvalidTopicName``), so every topic has its own directory everywhere.
 
 Concurrency: all methods run on the event-loop thread; creation and deletion
 are serialized by one lock and do their file work in a worker thread.
@@ -20,6 +25,7 @@ are serialized by one lock and do their file work in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import re
@@ -33,6 +39,8 @@ from minimq.errors import (
     InvalidConfig,
     InvalidTopicName,
     PartitionNotFound,
+    StorageError,
+    StorageFull,
     TopicAlreadyExists,
     TopicNotFound,
 )
@@ -114,6 +122,48 @@ def config_from_json(raw: bytes, path: Path) -> TopicConfig:
         raise CorruptLog(f"{path}: unreadable topic metadata ({exc}); refusing to open") from None
 
 
+def _clash_key(name: str) -> str:
+    """Names with equal keys may not coexist.
+
+    Case: on a case-insensitive file system (macOS, Windows) both would be one
+    directory.  ``.`` versus ``_``: Kafka's rule, kept so topics can move to
+    and from Kafka (whose metric names fold the two together).
+    """
+    return name.casefold().replace(".", "_")
+
+
+def _holds_records(topic_dir: Path) -> bool:
+    """True when any partition of ``topic_dir`` has a non-empty segment."""
+    return any(path.stat().st_size > 0 for path in topic_dir.glob("*/*.log"))
+
+
+def _rebuild_config(topic_dir: Path, reason: str) -> TopicConfig:
+    """A topic.json rebuilt from the partition directories, the damaged one kept as ``.bad``.
+
+    A topic that holds records is never dropped for want of its metadata: the
+    partition count is what the directories show, every other setting takes
+    its default (so retention may keep more than before, never less).
+    """
+    numbers = [
+        int(p.name)
+        for p in topic_dir.iterdir()
+        if p.is_dir() and p.name.isdigit() and int(p.name) < MAX_PARTITIONS
+    ]
+    config = TopicConfig(partitions=max(numbers, default=0) + 1)
+    config_path = topic_dir / CONFIG_FILE
+    if config_path.exists():
+        config_path.replace(config_path.with_name(CONFIG_FILE + ".bad"))
+    atomic_write(config_path, config_to_json(config))
+    log.error(
+        "%s: %s; rebuilt it with %d partition(s) and default settings (retention, segment "
+        "size, fsync): check them",
+        topic_dir,
+        reason,
+        config.partitions,
+    )
+    return config
+
+
 class DiskLogStore:
     """The ``LogStore`` of one data directory (see the module docstring)."""
 
@@ -152,11 +202,17 @@ class DiskLogStore:
                 log.warning("%s: not a topic directory, ignored", topic_dir)
                 continue
             config_path = topic_dir / CONFIG_FILE
-            if not config_path.exists():
+            if config_path.exists():
+                try:
+                    config = config_from_json(config_path.read_bytes(), config_path)
+                except CorruptLog as exc:
+                    config = _rebuild_config(topic_dir, exc.message)
+            elif _holds_records(topic_dir):
+                config = _rebuild_config(topic_dir, f"{config_path} is missing")
+            else:
                 log.warning("%s: interrupted topic creation, removing it", topic_dir)
                 self._discard(topic_dir)
                 continue
-            config = config_from_json(config_path.read_bytes(), config_path)
             self._configs[name] = config
             self._partitions[name] = self._open_partitions(topic_dir, config, clean=clean)
         fsync_dir(self.topics_dir)
@@ -217,17 +273,42 @@ class DiskLogStore:
         async with self._admin_lock:
             if topic in self._configs:
                 raise TopicAlreadyExists(f"topic {topic!r} already exists")
+            clash = next((t for t in self._configs if _clash_key(t) == _clash_key(topic)), None)
+            if clash is not None:
+                raise InvalidTopicName(
+                    f"topic name {topic!r} collides with the existing topic {clash!r}: names "
+                    "must differ by more than letter case or '.' versus '_'"
+                )
             topic_dir = self.topics_dir / topic
 
             def create() -> list[DiskPartitionLog]:
                 topic_dir.mkdir()
-                partitions = self._open_partitions(topic_dir, config, clean=True)
-                fsync_dir(topic_dir)
-                atomic_write(topic_dir / CONFIG_FILE, config_to_json(config))
-                fsync_dir(self.topics_dir)
+                partitions: list[DiskPartitionLog] = []
+                try:
+                    partitions = self._open_partitions(topic_dir, config, clean=True)
+                    fsync_dir(topic_dir)
+                    atomic_write(topic_dir / CONFIG_FILE, config_to_json(config))
+                    fsync_dir(self.topics_dir)
+                except BaseException:
+                    # Never leave half a topic behind (open files, a directory that
+                    # would make every retry fail): the creation was not acknowledged.
+                    for partition in partitions:
+                        partition.close_files()
+                    try:
+                        self._discard(topic_dir)
+                    except OSError as exc:
+                        log.error("%s: cannot remove a failed creation: %s", topic_dir, exc)
+                    raise
                 return partitions
 
-            partitions = await asyncio.get_running_loop().run_in_executor(None, create)
+            try:
+                partitions = await asyncio.get_running_loop().run_in_executor(None, create)
+            except OSError as exc:
+                # EMFILE (each partition keeps its active segment's three files
+                # open), ENOSPC, EIO...: a storage failure, not a broker bug.
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StorageFull(f"cannot create topic {topic!r}: {exc.strerror}") from exc
+                raise StorageError(f"cannot create topic {topic!r}: {exc.strerror}") from exc
             self._configs[topic] = config
             self._partitions[topic] = partitions
 

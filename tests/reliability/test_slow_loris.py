@@ -1,0 +1,107 @@
+"""Slow-loris: trickling connections neither starve normal clients nor exceed the limit."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.reliability.conftest import FULL, scale
+from tests.support.processes import BrokerProcess
+
+SLOW = 200
+TRICKLE_INTERVAL_S = 0.5
+
+
+def p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98]
+
+
+def produce_latencies(url: str, count: int) -> list[float]:
+    latencies = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i in range(count):
+            started = time.perf_counter()
+            response = client.post("/v1/topics/normal/records", json={"records": [{"value": i}]})
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+    return latencies
+
+
+@contextmanager
+def trickling(port: int, count: int, *, body: bool) -> Iterator[list[socket.socket]]:
+    """``count`` connections sending one byte every TRICKLE_INTERVAL_S: of headers, or of a body."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        head = b"POST /v1/topics/slow/records HTTP/1.1\r\nHost: x\r\n"
+        if body:
+            head += b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+        sock.sendall(head)
+        sockets.append(sock)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(TRICKLE_INTERVAL_S):
+            for sock in sockets:
+                # The broker may close a slow connection: that is allowed.
+                with contextlib.suppress(OSError):
+                    sock.send(b" " if body else b"X")
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        yield sockets
+    finally:
+        stop.set()
+        thread.join()
+        for sock in sockets:
+            sock.close()
+
+
+def test_trickling_connections_do_not_starve_normal_clients(data_dir: Path) -> None:
+    requests = scale(200, 1000)
+    with BrokerProcess(data_dir, ["--log-level", "WARNING"]) as broker:
+        produce_latencies(broker.url, 50)  # warm up
+        unloaded = produce_latencies(broker.url, requests)
+        with (
+            trickling(broker.port, SLOW // 2, body=False),
+            trickling(broker.port, SLOW // 2, body=True),
+        ):
+            time.sleep(1)
+            loaded = produce_latencies(broker.url, requests)
+    print(
+        f"produce p99 unloaded {p99(unloaded) * 1000:.2f} ms, "
+        f"with {SLOW} trickling connections {p99(loaded) * 1000:.2f} ms"
+    )
+    if FULL:
+        assert p99(loaded) < 2 * p99(unloaded)
+
+
+def test_connections_beyond_the_limit_get_503(data_dir: Path) -> None:
+    limit = 20
+    with BrokerProcess(data_dir, ["--max-connections", str(limit)]) as broker:
+        with trickling(broker.port, limit, body=True):
+            time.sleep(0.5)
+            refused = httpx.post(
+                f"{broker.url}/v1/topics/t/records", json={"records": [{"value": 1}]}, timeout=10
+            )
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "TOO_MANY_CONNECTIONS"
+        time.sleep(1)  # the broker notices the closed connections
+        with trickling(broker.port, limit, body=False):
+            time.sleep(0.5)
+            refused = httpx.post(
+                f"{broker.url}/v1/topics/t/records", json={"records": [{"value": 1}]}, timeout=10
+            )
+            assert refused.status_code == 503, refused.text
+        time.sleep(0.5)
+        accepted = httpx.post(f"{broker.url}/v1/topics/t/records", json={"records": [{"value": 1}]})
+        assert accepted.status_code == 200

@@ -50,6 +50,10 @@ async def read_json(request: web.Request, max_bytes: int, timeout_s: float) -> A
                 raw = await _read_capped(request, max_bytes)
         except TimeoutError:
             raise RequestTimeout(f"request body not received within {timeout_s:g}s") from None
+        except ConnectionResetError:
+            # The client hung up mid-body: nobody reads the answer, but this is
+            # bad input like any other, not a broker fault worth a traceback.
+            raise InvalidRequest("the client hung up before the body arrived") from None
     if not raw:
         raise InvalidRequest("a JSON request body is required")
     return strict_json.loads(raw)

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
+from minimq.cli.options import add_client_options
 from minimq.client import Client
 from minimq.errors import BrokerUnavailable, MiniMQError, NotFound, Unauthorized
 
@@ -90,3 +91,9 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     for row in (header, *rows):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def add_table_command_options(parser: argparse.ArgumentParser) -> None:
+    """``--broker-url``, ``--token`` and ``--json``, for commands that print a table."""
+    add_client_options(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

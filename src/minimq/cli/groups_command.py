@@ -7,12 +7,12 @@ import sys
 
 from minimq.cli.client_support import (
     EXIT_USAGE,
+    add_table_command_options,
     client_from_args,
     print_json,
     print_table,
     reports_errors,
 )
-from minimq.cli.options import add_client_options
 from minimq.client import GroupInfo
 
 RESET_TARGETS = ("earliest", "latest", "offset", "timestamp")
@@ -23,18 +23,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", help="one line per group")
-    _add_common(listing)
+    add_table_command_options(listing)
     listing.set_defaults(handler=reports_errors(_list))
 
     describe = actions.add_parser("describe", help="members, committed offsets and lag")
-    _add_common(describe)
+    add_table_command_options(describe)
     describe.add_argument("group")
     describe.set_defaults(handler=reports_errors(_describe))
 
     reset = actions.add_parser(
         "reset", help="move a group's committed offsets on a topic (live members follow)"
     )
-    _add_common(reset)
+    add_table_command_options(reset)
     reset.add_argument("group")
     reset.add_argument("-t", "--topic", required=True)
     reset.add_argument("--to", choices=RESET_TARGETS, required=True)
@@ -44,14 +44,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reset.set_defaults(handler=reports_errors(_reset))
 
     delete = actions.add_parser("delete", help="forget a group and its committed offsets")
-    _add_common(delete)
+    add_table_command_options(delete)
     delete.add_argument("group")
     delete.set_defaults(handler=reports_errors(_delete))
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    add_client_options(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from minimq.cli.client_support import (
+    add_table_command_options,
     client_from_args,
     print_json,
     print_table,
     reports_errors,
 )
-from minimq.cli.options import add_client_options
 from minimq.client import TopicInfo
 
 
@@ -19,11 +19,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     listing = actions.add_parser("list", help="one line per topic")
-    _add_common(listing)
+    add_table_command_options(listing)
     listing.set_defaults(handler=reports_errors(_list))
 
     create = actions.add_parser("create", help="create a topic")
-    _add_common(create)
+    add_table_command_options(create)
     create.add_argument("name")
     create.add_argument("-p", "--partitions", type=int, default=1, help="default %(default)s")
     create.add_argument("--retention-ms", type=int, help="delete segments older than this")
@@ -35,19 +35,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.set_defaults(handler=reports_errors(_create))
 
     describe = actions.add_parser("describe", help="configuration and per-partition offsets")
-    _add_common(describe)
+    add_table_command_options(describe)
     describe.add_argument("name")
     describe.set_defaults(handler=reports_errors(_describe))
 
     delete = actions.add_parser("delete", help="delete a topic and all its records")
-    _add_common(delete)
+    add_table_command_options(delete)
     delete.add_argument("name")
     delete.set_defaults(handler=reports_errors(_delete))
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    add_client_options(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ from typing import Any
 
 import uvloop
 
-from minimq.cli.options import add_token_option, env
+from minimq.cli.options import add_token_option
+from minimq.environment import env
 from minimq.errors import InvalidConfig
 from minimq.server.config import MIB, BrokerConfig
 from minimq.server.process import serve

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-
-def env(name: str, default: str | None = None) -> str | None:
-    """The value of environment variable ``name``, or ``default`` when unset or empty."""
-    value = os.environ.get(name)
-    return value if value else default
+from minimq.environment import env
 
 
 def add_broker_url_option(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,8 @@ import logging
 
 import waitress
 
-from minimq.cli.options import add_client_options, env
+from minimq.cli.options import add_client_options
+from minimq.environment import env
 from minimq.ui import create_app
 
 DEFAULT_PORT = 8080

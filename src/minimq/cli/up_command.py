@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from minimq.cli.options import add_token_option, env
+from minimq.cli.options import add_token_option
 from minimq.cli.supervisor import (
     PrefixedOutput,
     ServiceExited,
@@ -29,6 +29,7 @@ from minimq.cli.supervisor import (
     Supervisor,
     colour_wanted,
 )
+from minimq.environment import env
 
 SENSOR_TOPICS = ("temperature", "humidity", "pressure")
 BROKER_START_TIMEOUT_SECONDS = 60.0

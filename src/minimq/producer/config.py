@@ -23,15 +23,9 @@ import os
 import socket
 from dataclasses import dataclass
 
+from minimq.environment import env
+
 DEFAULT_TOPICS = "temperature,humidity,pressure"
-
-
-def _env(*names: str, default: str | None = None) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return default
 
 
 def positive_float(text: str) -> float:
@@ -88,45 +82,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The simulator's flags; string defaults from the environment go through ``type``."""
     parser.add_argument(
         "--broker-url",
-        default=_env("BROKER_URL", "MINIMQ_BROKER_URL", default="http://localhost:5000"),
+        default=env("BROKER_URL", env("MINIMQ_BROKER_URL", "http://localhost:5000")),
         help="broker base URL (env BROKER_URL or MINIMQ_BROKER_URL; default %(default)s)",
     )
     parser.add_argument(
         "--topics",
         type=topic_list,
-        default=_env("TOPICS", default=DEFAULT_TOPICS),
+        default=env("TOPICS", DEFAULT_TOPICS),
         help="comma-separated topics to pick from at random (env TOPICS; default %(default)s)",
     )
     parser.add_argument(
         "--topic",
-        default=_env("TOPIC"),
+        default=env("TOPIC"),
         help="send every reading to this one topic (env TOPIC)",
     )
     parser.add_argument(
         "--interval",
         type=positive_float,
-        default=_env("INTERVAL_SECONDS", default="2"),
+        default=env("INTERVAL_SECONDS", "2"),
         help="seconds between readings of each producer (env INTERVAL_SECONDS; default 2)",
     )
     parser.add_argument(
         "--producer-id",
-        default=_env("PRODUCER_ID", default=f"{socket.gethostname()}-{os.getpid()}"),
+        default=env("PRODUCER_ID", f"{socket.gethostname()}-{os.getpid()}"),
         help="producer id in every reading (env PRODUCER_ID; default <hostname>-<pid>)",
     )
     parser.add_argument(
         "--count",
         type=positive_int,
-        default=_env("MINIMQ_PRODUCER_COUNT", default="1"),
+        default=env("MINIMQ_PRODUCER_COUNT", "1"),
         help="simulated producers in this process (env MINIMQ_PRODUCER_COUNT; default 1)",
     )
     parser.add_argument(
         "--token",
-        default=_env("MINIMQ_TOKEN"),
+        default=env("MINIMQ_TOKEN"),
         help="bearer token for the broker (env MINIMQ_TOKEN)",
     )
     parser.add_argument(
         "--buffer-records",
         type=positive_int,
-        default=_env("MINIMQ_PRODUCER_BUFFER", default="10000"),
+        default=env("MINIMQ_PRODUCER_BUFFER", "10000"),
         help="readings kept while the broker is unreachable (env MINIMQ_PRODUCER_BUFFER)",
     )

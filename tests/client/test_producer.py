@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -121,3 +124,71 @@ def test_retries_through_a_broker_restart(data_dir: Path) -> None:
             assert [f.result(timeout=20).offset for f in during] == list(range(1, 11))
     finally:
         broker.stop()
+
+
+class FlakyBroker:
+    """Stands in for a Client: produce fails with BrokerUnavailable while ``down``."""
+
+    base_url = "http://flaky.invalid"
+
+    def __init__(self) -> None:
+        self.down = True
+        self.attempts: dict[str, int] = defaultdict(int)
+
+    def produce_batch(self, topic: str, records: list[dict[str, object]]) -> list[RecordMetadata]:
+        self.attempts[topic] += 1
+        if self.down:
+            raise BrokerUnavailable("connection refused")
+        return [RecordMetadata(topic, 0, n) for n in range(len(records))]
+
+    def close(self) -> None:
+        pass
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def long_backoffs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every retry backoff lasts a minute: only a wake-up can make a retry happen sooner."""
+    monkeypatch.setattr(random, "uniform", lambda low, high: 60.0)
+
+
+@pytest.mark.usefixtures("long_backoffs")
+def test_a_delivery_wakes_the_senders_backing_off() -> None:
+    broker = FlakyBroker()
+    producer = Producer(cast(Client, broker), linger_ms=0, max_backoff=60)
+    try:
+        stalled = producer.send("a", 1)
+        wait_for(lambda: broker.attempts["a"] == 1)  # its sender now sleeps a minute
+        broker.down = False
+        assert producer.send("b", 2).result(timeout=5).topic == "b"
+        # The broker is back: the sender of "a" must not sleep through it.
+        assert stalled.result(timeout=5) == RecordMetadata("a", 0, 0)
+        assert broker.attempts["a"] == 2
+    finally:
+        producer.close(timeout=1)
+
+
+@pytest.mark.usefixtures("long_backoffs")
+def test_flush_and_close_cut_a_backoff_short() -> None:
+    broker = FlakyBroker()
+    producer = Producer(cast(Client, broker), linger_ms=0, max_backoff=60)
+    stalled = producer.send("a", 1)
+    wait_for(lambda: broker.attempts["a"] == 1)
+    broker.down = False
+    assert producer.flush(timeout=5)
+    assert stalled.result(timeout=0) == RecordMetadata("a", 0, 0)
+
+    broker.down = True
+    lost = producer.send("a", 2)
+    wait_for(lambda: broker.attempts["a"] == 3)
+    started = time.monotonic()
+    producer.close(timeout=0.5)
+    assert time.monotonic() - started < 5  # not the minute of the backoff
+    with pytest.raises(BrokerUnavailable):
+        lost.result(timeout=0)

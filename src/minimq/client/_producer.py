@@ -20,7 +20,9 @@ flight) at a time; ``send`` blocks while the buffer is full and raises
 Delivery: a batch that failed because the broker was unreachable or
 overloaded (``BrokerUnavailable``, 503s, timeouts) is sent again after a
 capped exponential backoff, up to ``retries`` times (``None``: until it
-succeeds or the producer is closed).  The first attempt may have been written
+succeeds or the producer is closed).  A backoff ends early when another batch
+got through (the broker is back: a sender must not sleep through the recovery
+and leave its topic behind) or when ``flush()``/``close()`` asks for delivery.  The first attempt may have been written
 before the connection broke, so a retried batch can be stored twice:
 delivery is at-least-once.  Other errors (unknown topic with auto-creation
 off, a record over the size limit, ...) fail the futures of that batch.
@@ -117,7 +119,9 @@ class Producer:
         self._in_flight_records = 0
         self._flushing = 0
         self._closing = False
-        self._stop_retrying = threading.Event()
+        self._stop_retrying = False
+        # Bumped by every delivery and every flush(): wakes senders sleeping in a backoff.
+        self._retry_epoch = 0
         self._broker_down = False
         self._delivered_at = 0.0
         self._senders = [
@@ -183,6 +187,7 @@ class Producer:
             last = [q.records[-1].future for q in self._topics.values() if q.records]
             last += [batch[-1].future for batch in self._in_flight.values() if batch]
             self._flushing += 1
+            self._retry_epoch += 1
             self._lock.notify_all()
         try:
             deadline = None if timeout is None else time.monotonic() + timeout
@@ -208,8 +213,8 @@ class Producer:
         self.flush(timeout)
         with self._lock:
             self._closing = True
+            self._stop_retrying = True
             self._lock.notify_all()
-        self._stop_retrying.set()
         for sender in self._senders:
             sender.join(None if deadline is None else max(0.1, deadline - time.monotonic()))
         if self._owns_client and not any(sender.is_alive() for sender in self._senders):
@@ -292,13 +297,15 @@ class Producer:
         attempt = 0
         while True:
             started = time.monotonic()
+            with self._lock:
+                epoch = self._retry_epoch
             try:
                 metadata = self._client.produce_batch(topic, [p.record for p in batch])
             except _TRANSIENT as exc:
                 if not self._may_retry(attempt, exc, started):
                     _fail(batch, exc)
                     return
-                self._stop_retrying.wait(self._backoff.backoff(attempt))
+                self._back_off(attempt, epoch)
                 attempt += 1
                 continue
             except MiniMQError as exc:
@@ -310,6 +317,8 @@ class Producer:
             with self._lock:
                 recovered, self._broker_down = self._broker_down, False
                 self._delivered_at = time.monotonic()
+                # _run's notify_all after this batch wakes senders sleeping in a backoff.
+                self._retry_epoch += 1
             if recovered:
                 log.warning("broker at %s reachable again; delivering", self._client.base_url)
             for pending, meta in zip(batch, metadata, strict=True):
@@ -322,11 +331,20 @@ class Producer:
             # that started before another sender's success is old news, not a new outage.
             newly_down = not self._broker_down and started >= self._delivered_at
             self._broker_down = self._broker_down or newly_down
+            stopping = self._stop_retrying
         if newly_down:
             log.warning("cannot deliver to the broker (%s); buffering and retrying", exc)
-        if self._stop_retrying.is_set():
+        if stopping:
             return False
         return self._retries is None or attempt < self._retries
+
+    def _back_off(self, attempt: int, epoch: int) -> None:
+        """Sleep before retry ``attempt``, unless a delivery, flush or close since ``epoch``."""
+        with self._lock:
+            self._lock.wait_for(
+                lambda: self._stop_retrying or self._retry_epoch != epoch,
+                self._backoff.backoff(attempt),
+            )
 
     def _fail_buffered(self) -> None:
         error = BrokerUnavailable("producer closed before the record was delivered")

@@ -22,10 +22,12 @@ overloaded (``BrokerUnavailable``, 503s, timeouts) is sent again after a
 capped exponential backoff, up to ``retries`` times (``None``: until it
 succeeds or the producer is closed).  A backoff ends early when another batch
 got through (the broker is back: a sender must not sleep through the recovery
-and leave its topic behind) or when ``flush()``/``close()`` asks for delivery.  The first attempt may have been written
-before the connection broke, so a retried batch can be stored twice:
-delivery is at-least-once.  Other errors (unknown topic with auto-creation
-off, a record over the size limit, ...) fail the futures of that batch.
+and leave its topic behind) or when ``flush()``/``close()`` asks for delivery.
+
+The first attempt may have been written before the connection broke, so a
+retried batch can be stored twice: delivery is at-least-once.  Other errors
+(unknown topic with auto-creation off, a record over the size limit, ...) fail
+the futures of that batch.
 """
 
 from __future__ import annotations

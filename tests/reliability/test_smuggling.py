@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 
+import orjson
 import pytest
 
 from tests.support.processes import BrokerProcess
@@ -79,8 +80,13 @@ def test_smuggling_shapes_get_400_and_a_closed_connection(
     shared_broker: BrokerProcess, shape: str
 ) -> None:
     reply = exchange(shared_broker.port, SHAPES[shape] + SMUGGLED)
-    # aiohttp's parser answers framing errors itself, as HTTP/1.0.
+    # aiohttp's parser answers framing errors itself (as HTTP/1.0), in our JSON shape.
     assert re.match(rb"HTTP/1\.[01] 400 ", reply), reply[:200]
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert b"\r\nContent-Type: application/json" in head, head
+    error = orjson.loads(body)["error"]
+    assert error["code"] == "BAD_HTTP_REQUEST"
+    assert error["message"].startswith("malformed HTTP request: "), error
     # exchange() returned, so the broker closed the connection; nothing more was answered.
     assert len(re.findall(rb"HTTP/1\.[01] ", reply)) == 1, "the smuggled request was answered"
 
@@ -89,3 +95,22 @@ def test_a_well_formed_chunked_request_still_works(shared_broker: BrokerProcess)
     payload = HEAD + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     payload += chunk(BODY[:10]) + chunk(BODY[10:]) + b"0\r\n\r\n"
     assert exchange(shared_broker.port, payload).startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not HTTP at all\r\n\r\n",
+        b"GET /v1/topics HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",
+        b"GET /v1/topics HTTP/9.9\r\nHost: x\r\n\r\n",
+    ],
+    ids=["not HTTP", "header line too long", "unknown HTTP version"],
+)
+def test_malformed_http_gets_a_json_400_and_no_traceback(
+    shared_broker: BrokerProcess, payload: bytes
+) -> None:
+    reply = exchange(shared_broker.port, payload)
+    assert re.match(rb"HTTP/1\.[01] 400 ", reply), reply[:200]
+    error = orjson.loads(reply.partition(b"\r\n\r\n")[2])["error"]
+    assert error["code"] == "BAD_HTTP_REQUEST", error
+    assert "Traceback" not in shared_broker.log()

@@ -19,6 +19,8 @@ from typing import Final, cast
 import orjson
 from aiohttp import web
 
+from minimq.server.protocol_errors import request_handler
+
 # Answer once the request starts arriving (or after this long), so the client
 # is not still sending when the answer goes out.
 REFUSAL_GRACE_S: Final = 1.0
@@ -75,7 +77,8 @@ class _RefuseConnection(asyncio.Protocol):
 
 
 class ConnectionLimiter:
-    """The protocol factory for ``loop.create_server``: aiohttp's, up to ``limit`` connections."""
+    """The protocol factory for ``loop.create_server``: aiohttp's handler (with JSON
+    errors, see :mod:`minimq.server.protocol_errors`), up to ``limit`` connections."""
 
     def __init__(self, server: web.Server, limit: int) -> None:
         self._server = server
@@ -84,4 +87,4 @@ class ConnectionLimiter:
     def __call__(self) -> asyncio.BaseProtocol:
         if len(self._server.connections) >= self._limit:
             return _RefuseConnection()
-        return self._server()
+        return request_handler(self._server)

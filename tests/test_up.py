@@ -85,8 +85,12 @@ class UpProcess:
             return False
 
     def wait_until_running(self) -> None:
-        """UI answers and every sensor topic has readings; remember the children."""
+        """UI answers, the banner is out and every sensor topic has readings; remember
+        the children."""
         self.wait_until(self.ui_answers, START_TIMEOUT, "UI answering")
+        # `up` polls the UI itself before it prints its banner; a stop sent before
+        # that point would (rightly) end the run without one.
+        self.wait_until(lambda: "MiniMQ is up" in self.log(), START_TIMEOUT, "the banner")
         self.wait_until(
             lambda: all(self.message_counts().get(topic, 0) > 0 for topic in TOPICS),
             START_TIMEOUT,

@@ -166,3 +166,24 @@ def test_unknown_route_and_wrong_method_are_json(client: httpx.Client) -> None:
     wrong = client.put("/v1/topics")
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+def test_request_metrics_keep_a_bounded_label_set(client: httpx.Client) -> None:
+    # Method names and paths come from clients: the labels must not grow with them.
+    other = 'minimq_http_request_seconds_count{method="OTHER",route="unmatched",status="405"}'
+    unmatched = 'minimq_http_request_seconds_count{method="GET",route="unmatched",status="404"}'
+
+    def counts() -> tuple[float, float]:
+        text = client.get("/metrics").text
+        found = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("minimq"))
+        return float(found.get(other, 0)), float(found.get(unmatched, 0))
+
+    before = counts()
+    for n in range(5):
+        method = ("PROPFIND", "PURGE", "MKCOL", "LINK", "UNLINK")[n]
+        assert client.request(method, "/v1/topics").status_code == 405
+        assert client.get(f"/no/such/route/{n}").status_code == 404
+    after = counts()
+    assert (after[0] - before[0], after[1] - before[1]) == (5, 5)
+    text = client.get("/metrics").text
+    assert "PROPFIND" not in text and "/no/such/route" not in text

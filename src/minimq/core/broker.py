@@ -16,7 +16,6 @@ sharing a group never get the same record and never skip one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -179,8 +178,12 @@ class Broker:
             raise TopicNotFound(f"topic {topic!r} does not exist") from None
 
     async def _config_or_create(self, topic: str) -> TopicConfig:
-        with contextlib.suppress(TopicNotFound):
+        # try/except, not contextlib.suppress: this runs for every produce, and a
+        # context-manager object per call was a measurable share of a one-record one.
+        try:
             return self._logs.topic_config(topic)
+        except TopicNotFound:
+            pass
         if not self.settings.auto_create_topics:
             raise TopicNotFound(f"topic {topic!r} does not exist")
         async with self._topic_lock:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_urldispatcher import AbstractResource
 
 from minimq.errors import MiniMQError, TooManyConnections, Unauthorized
 from minimq.server.errors import error_response, response_for_error, response_for_http_exception
@@ -39,13 +40,14 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 def request_middleware(metrics: BrokerMetrics, max_in_flight: int, token: str | None) -> Middleware:
     """The middleware for every request (see the module docstring)."""
     expected = f"Bearer {token}".encode() if token else None
-    # A dict hit is cheaper than building the histogram key; the (route, method,
-    # status) set is small.
-    observers: dict[tuple[str, str, int], Callable[[float], None]] = {}
+    # Keyed by the matched resource object (one per route template, or None when
+    # nothing matched) rather than its template string: a dict hit is cheaper than
+    # building the histogram's labels, and the set of keys stays small.
+    observers: dict[tuple[AbstractResource | None, str, int], Callable[[float], None]] = {}
     in_flight = 0
 
-    def check_token(request: web.Request) -> None:
-        if expected is not None and request.path not in OPEN_PATHS:
+    def check_token(request: web.Request, expected: bytes) -> None:
+        if request.path not in OPEN_PATHS:
             given = request.headers.get("Authorization", "").encode("utf-8", "replace")
             if not hmac.compare_digest(given, expected):
                 raise Unauthorized("missing or wrong bearer token")
@@ -61,7 +63,8 @@ def request_middleware(metrics: BrokerMetrics, max_in_flight: int, token: str | 
         else:
             in_flight += 1
             try:
-                check_token(request)
+                if expected is not None:
+                    check_token(request, expected)
                 response = await handler(request)
             except MiniMQError as exc:
                 response = response_for_error(exc)
@@ -77,11 +80,14 @@ def request_middleware(metrics: BrokerMetrics, max_in_flight: int, token: str | 
             finally:
                 in_flight -= 1
         resource = request.match_info.route.resource
-        method = request.method if request.method in _KNOWN_METHODS else "OTHER"
-        key = (resource.canonical if resource is not None else "unmatched", method, response.status)
+        method = request.method
+        if method not in _KNOWN_METHODS:
+            method = "OTHER"
+        key = (resource, method, response.status)
         observer = observers.get(key)
         if observer is None:
-            observer = observers[key] = metrics.request_seconds(*key).observe
+            route = resource.canonical if resource is not None else "unmatched"
+            observer = observers[key] = metrics.request_seconds(route, method, key[2]).observe
         observer(time.perf_counter() - started)
         return response
 

@@ -159,8 +159,9 @@ async def legacy_produce(request: web.Request) -> web.Response:
     topic = inputs.topic_name(inputs.field(body, "topic", str, required=True) or "")
     if "message" not in body:
         raise InvalidRequest("'message' is required")
-    record = ProduceRecord(value=orjson.dumps(body["message"]))
-    (position,) = await ctx.broker.produce(topic, [record])
+    # As in _produce_records: tuple.__new__ skips the NamedTuple's keyword __new__.
+    record = tuple.__new__(ProduceRecord, (orjson.dumps(body["message"]), None, (), None, None))
+    position = (await ctx.broker.produce(topic, [record]))[0]
     return json_response(
         {"topic": topic, "partition": position.partition, "offset": position.offset}, status=201
     )

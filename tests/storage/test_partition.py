@@ -5,6 +5,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -217,12 +218,19 @@ real_pwrite = os.pwrite
 
 
 # ENOSPC under fsync=always recovers in place instead: tests/reliability/test_disk_errors.py.
+# Under "never" a small group is written on the event loop, under "always" in a
+# worker thread: both paths must fail the same way.
+@pytest.mark.parametrize("fsync", ["always", "never"])
 @pytest.mark.parametrize(("error", "expected"), [(errno.EIO, LogFailed)])
 async def test_failed_write_poisons_the_log_until_reopened(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch, error: int, expected: type[Exception]
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: int,
+    expected: type[Exception],
+    fsync: str,
 ) -> None:
     storage = await open_storage(data_dir)
-    log = await make_log(storage)
+    log = await make_log(storage, replace(SMALL_SEGMENTS, fsync=FsyncPolicy.parse(fsync)))
     await fill(log, batches=3, per_batch=2)
     log_file = sorted(Path(log.directory).glob("*.log"))[-1]
     size_before = log_file.stat().st_size

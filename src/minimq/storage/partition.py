@@ -9,6 +9,13 @@ acknowledged, so N concurrent producers pay for one fsync, not N.  Under
 ``interval:<ms>`` appends are acknowledged after the write and a timer fsyncs
 at most ``interval_ms`` later; under ``never`` only rolls and ``close`` fsync.
 
+Without an fsync in the append, a group of at most :data:`INLINE_WRITE_BYTES`
+is written on the event-loop thread itself: a small ``pwrite`` into the page
+cache costs microseconds, while handing it to a worker thread and back costs
+two thread wake-ups, measured at ~130 µs per one-record request on a 2-core
+VM (one-connection round trip 311 → 184 µs, fsync=never).  Bigger groups
+still go to the worker thread, so a large batch never stalls the loop.
+
 Failure.  If a write or fsync raises, every append of the group fails
 (``StorageFull`` for ENOSPC/EDQUOT, ``LogFailed`` otherwise), the log file is
 truncated back to the last published byte, and the log is *poisoned*: every
@@ -29,8 +36,9 @@ Concurrency contract.  All public methods run on the event-loop thread.
 ``read`` and ``offset_for_timestamp`` are synchronous and only look at
 published state (segment list, each segment's published ``size``), which the
 loop thread updates after a write returned; they never block on the writer.
-Blocking file work runs in the default executor, serialized by ``_io_lock``
-(writer groups, rolls, interval fsyncs, retention and close).
+Blocking file work runs in the default executor (or inline, for the small
+unsynced writes above), serialized by ``_io_lock`` (writer groups, rolls,
+interval fsyncs, retention and close).
 """
 
 from __future__ import annotations
@@ -66,6 +74,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _SEGMENT_FILE = re.compile(r"(\d{20})\.(log|index|timeindex)")
 _BASE_OFFSET_BYTES = 8
+# The largest group written on the event loop when no fsync is due (see the docstring).
+INLINE_WRITE_BYTES = 64 * 1024
 
 
 def now_ms() -> int:
@@ -264,10 +274,16 @@ class DiskPartitionLog:
             chunk = group[first:last]
             planned = segment.plan([pending.frame for pending in chunk])
             try:
-                await self._blocking(
-                    functools.partial(segment.write, planned, sync=sync),
-                    f"append to {segment.log_path}",
-                )
+                if not sync and len(planned.data) <= INLINE_WRITE_BYTES:
+                    self._inline(
+                        functools.partial(segment.write, planned, sync=False),
+                        f"append to {segment.log_path}",
+                    )
+                else:
+                    await self._blocking(
+                        functools.partial(segment.write, planned, sync=sync),
+                        f"append to {segment.log_path}",
+                    )
             except StorageFull:
                 self._recoverable = sync
                 raise
@@ -339,6 +355,13 @@ class DiskPartitionLog:
         """Run blocking file work in a worker thread, mapping ``OSError`` to a storage error."""
         try:
             return await asyncio.get_running_loop().run_in_executor(None, work)
+        except OSError as exc:
+            raise storage_error(exc, f"{self.directory}: {what}") from exc
+
+    def _inline(self, work: Callable[[], _T], what: str) -> _T:
+        """Run short file work right here, mapping ``OSError`` as :meth:`_blocking` does."""
+        try:
+            return work()
         except OSError as exc:
             raise storage_error(exc, f"{self.directory}: {what}") from exc
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from minimq.core import StartPosition
 from minimq.errors import InvalidRequest, RequestTimeout, RequestTooLarge
 from minimq.server import strict_json
+from minimq.server.body_spool import BodySpool
 from minimq.storage import validate_topic_name
 
 T = TypeVar("T")
@@ -60,14 +61,22 @@ async def read_json(request: web.Request, max_bytes: int, timeout_s: float) -> A
 
 
 async def _read_capped(request: web.Request, max_bytes: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(max_bytes + 1 - size):
-        size += len(chunk)
-        if size > max_bytes:
-            raise RequestTooLarge(f"request body exceeds {max_bytes} bytes")
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if request.content_length is not None:
+        # Declared, and checked against max_bytes already: hold it in memory.
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(max_bytes + 1 - size):
+            size += len(chunk)
+            if size > max_bytes:
+                raise RequestTooLarge(f"request body exceeds {max_bytes} bytes")
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    with BodySpool() as spool:
+        while chunk := await request.content.read(max_bytes + 1 - spool.size):
+            if spool.size + len(chunk) > max_bytes:
+                raise RequestTooLarge(f"request body exceeds {max_bytes} bytes")
+            spool.append(chunk)
+        return spool.getvalue()
 
 
 def topic_name(name: str) -> str:

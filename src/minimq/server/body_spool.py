@@ -8,8 +8,9 @@ to 53 MiB before the last 413. So, as web servers do with large bodies, a
 :class:`BodySpool` keeps the first :data:`MEMORY_BYTES` in memory and moves
 the rest to an anonymous temporary file (unlinked on creation: nothing is
 left behind, even after ``kill -9``), which is read back only if the body
-completes within the limit. Bodies with a declared length never come here:
-their size is known to be within the limit before a byte is read.
+completes within the limit. Bodies with a declared length are never
+spooled (their spool's memory part is the whole limit): their size is known
+to be within the limit before a byte is read.
 
 The file writes are small (one received piece, at most the transport's read
 buffer) and go to the page cache, so they run on the event loop; a body that
@@ -30,9 +31,10 @@ MEMORY_BYTES = 1024 * 1024
 
 
 class BodySpool:
-    """Body pieces in arrival order: in memory up to :data:`MEMORY_BYTES`, then in a file."""
+    """Body pieces in arrival order: in memory up to ``memory_bytes``, then in a file."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory_bytes: int = MEMORY_BYTES) -> None:
+        self._memory_bytes = memory_bytes
         self._pieces: list[bytes] = []
         self._size = 0
         self._file: IO[bytes] | None = None
@@ -43,7 +45,7 @@ class BodySpool:
 
     def append(self, piece: bytes) -> None:
         self._size += len(piece)
-        if self._file is None and self._size > MEMORY_BYTES:
+        if self._file is None and self._size > self._memory_bytes:
             self._file = _temporary_file()
             if self._file is not None:
                 self._file.writelines(self._pieces)

@@ -58,6 +58,11 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return response
 
 
+def internal_error_response(status: int = 500) -> web.Response:
+    """The answer to a bug: no detail for the client, the traceback is in the log."""
+    return error_response(status, "INTERNAL_ERROR", "internal error; see the broker log")
+
+
 def response_for_error(error: MiniMQError) -> web.Response:
     return error_response(status_for(error), error.code, error.message)
 

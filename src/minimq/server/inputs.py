@@ -17,6 +17,7 @@ from aiohttp import web
 from minimq.core import StartPosition
 from minimq.errors import InvalidRequest, RequestTimeout, RequestTooLarge
 from minimq.server import strict_json
+from minimq.server.body_spool import MEMORY_BYTES as SPOOL_MEMORY_BYTES
 from minimq.server.body_spool import BodySpool
 from minimq.storage import validate_topic_name
 
@@ -66,17 +67,9 @@ async def read_json(request: web.Request, max_bytes: int, timeout_s: float) -> A
 
 
 async def _read_capped(request: web.Request, max_bytes: int) -> bytes:
-    if request.content_length is not None:
-        # Declared, and checked against max_bytes already: hold it in memory.
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await request.content.read(min(_READ_PIECE_BYTES, max_bytes + 1 - size)):
-            size += len(chunk)
-            if size > max_bytes:
-                raise RequestTooLarge(f"request body exceeds {max_bytes} bytes")
-            chunks.append(chunk)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    with BodySpool() as spool:
+    # A declared length was checked against max_bytes already: keep it all in memory.
+    memory = max_bytes if request.content_length is not None else SPOOL_MEMORY_BYTES
+    with BodySpool(memory) as spool:
         while chunk := await request.content.read(
             min(_READ_PIECE_BYTES, max_bytes + 1 - spool.size)
         ):

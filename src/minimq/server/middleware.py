@@ -27,7 +27,11 @@ from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_urldispatcher import AbstractResource
 
 from minimq.errors import MiniMQError, TooManyConnections, Unauthorized
-from minimq.server.errors import error_response, response_for_error, response_for_http_exception
+from minimq.server.errors import (
+    internal_error_response,
+    response_for_error,
+    response_for_http_exception,
+)
 from minimq.server.metrics import BrokerMetrics
 
 log = logging.getLogger("minimq.server")
@@ -74,9 +78,7 @@ def request_middleware(metrics: BrokerMetrics, max_in_flight: int, token: str | 
                 response = response_for_http_exception(exc)
             except Exception:
                 log.exception("unexpected error serving %s %s", request.method, request.path)
-                response = error_response(
-                    500, "INTERNAL_ERROR", "internal error; see the broker log"
-                )
+                response = internal_error_response()
             finally:
                 in_flight -= 1
         resource = request.match_info.route.resource

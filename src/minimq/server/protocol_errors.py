@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from minimq.server.errors import error_response
+from minimq.server.errors import error_response, internal_error_response
 
 log = logging.getLogger("minimq.server")
 
@@ -48,9 +48,7 @@ class JsonErrorRequestHandler(RequestHandler):
             # Part of an answer is on the wire already; aiohttp drops the connection.
             raise ConnectionError("cannot answer with an error: a response was already started")
         if status >= 500:
-            response = error_response(
-                status, "INTERNAL_ERROR", "internal error; see the broker log"
-            )
+            response = internal_error_response(status)
         else:
             detail = (message or str(exc) or "malformed request")[:_MAX_MESSAGE_CHARS]
             response = error_response(status, BAD_HTTP_REQUEST, f"malformed HTTP request: {detail}")

@@ -108,9 +108,15 @@ class UpProcess:
         except subprocess.TimeoutExpired:
             pytest.fail(f"minimq up did not stop within {STOP_TIMEOUT} s:\n{self.log()}")
 
-    def survivors(self, timeout: float = STOP_TIMEOUT) -> list[psutil.Process]:
+    def survivors(self, timeout: float = STOP_TIMEOUT) -> list[str]:
+        """The command lines of descendants still running after ``timeout``."""
         _, alive = psutil.wait_procs(self.descendants, timeout=timeout)
-        return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+        survivors = []
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    survivors.append(" ".join(process.cmdline()))
+        return survivors
 
     def kill_everything(self) -> None:
         """Teardown: nothing of this run may outlive the test, whatever it checked."""

@@ -11,6 +11,7 @@ from minimq.core import Broker
 from minimq.server import group_routes, stream_routes, topic_routes
 from minimq.server.config import BrokerConfig
 from minimq.server.context import CONTEXT, ServerContext, context
+from minimq.server.gate import RequestGate
 from minimq.server.metrics import BrokerMetrics
 from minimq.server.middleware import request_middleware
 
@@ -35,10 +36,17 @@ async def _wake_waiters(app: web.Application) -> None:
     app[CONTEXT].broker.wake_all()
 
 
-def create_app(broker: Broker, config: BrokerConfig, metrics: BrokerMetrics) -> web.Application:
-    """The broker's HTTP application; ``metrics`` must be the broker's observer."""
+def create_app(
+    broker: Broker, config: BrokerConfig, metrics: BrokerMetrics, gate: RequestGate | None = None
+) -> web.Application:
+    """The broker's HTTP application; ``metrics`` must be the broker's observer.
+
+    ``gate`` is shared with the produce lane when there is one.
+    """
+    if gate is None:
+        gate = RequestGate(config.max_connections, config.token)
     app = web.Application(
-        middlewares=[request_middleware(metrics, config.max_connections, config.token)],
+        middlewares=[request_middleware(metrics, gate)],
         client_max_size=config.max_body_bytes,
     )
     app[CONTEXT] = ServerContext(broker, config, metrics)

@@ -14,11 +14,13 @@ Concurrency: runs on the event-loop thread only (asyncio protocol callbacks).
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Final, cast
 
 import orjson
 from aiohttp import web
 
+from minimq.server.produce_lane import ProduceLane
 from minimq.server.protocol_errors import request_handler
 
 # Answer once the request starts arriving (or after this long), so the client
@@ -77,14 +79,21 @@ class _RefuseConnection(asyncio.Protocol):
 
 
 class ConnectionLimiter:
-    """The protocol factory for ``loop.create_server``: aiohttp's handler (with JSON
-    errors, see :mod:`minimq.server.protocol_errors`), up to ``limit`` connections."""
+    """The protocol factory for ``loop.create_server``, up to ``limit`` connections.
 
-    def __init__(self, server: web.Server, limit: int) -> None:
+    A connection starts in the produce lane (:mod:`minimq.server.produce_lane`),
+    which hands it to aiohttp's handler (with JSON errors, see
+    :mod:`minimq.server.protocol_errors`) for anything but small produces; the
+    limit counts the connections of both.
+    """
+
+    def __init__(self, server: web.Server, lane: ProduceLane, limit: int) -> None:
         self._server = server
+        self._lane = lane
         self._limit = limit
+        self._aiohttp_handler = functools.partial(request_handler, server)
 
     def __call__(self) -> asyncio.BaseProtocol:
-        if len(self._server.connections) >= self._limit:
+        if len(self._server.connections) + len(self._lane.connections) >= self._limit:
             return _RefuseConnection()
-        return request_handler(self._server)
+        return self._lane.connection(self._aiohttp_handler)

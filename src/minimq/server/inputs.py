@@ -61,6 +61,11 @@ async def read_json(request: web.Request, max_bytes: int, timeout_s: float) -> A
             # The client hung up mid-body: nobody reads the answer, but this is
             # bad input like any other, not a broker fault worth a traceback.
             raise InvalidRequest("the client hung up before the body arrived") from None
+    return parse_body(raw)
+
+
+def parse_body(raw: bytes) -> Any:
+    """A complete request body parsed strictly; an empty one is refused."""
     if not raw:
         raise InvalidRequest("a JSON request body is required")
     return strict_json.loads(raw)

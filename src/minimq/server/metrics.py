@@ -86,6 +86,9 @@ class BrokerMetrics(Collector):
         self._fetched: dict[str, list[float]] = {}
         self.append_seconds = LoopHistogram()
         self._request_seconds: dict[tuple[str, str, str], LoopHistogram] = {}
+        # Fed by the produce lane (minimq.server.produce_lane).
+        self.lane_requests = 0
+        self.lane_handoffs = 0
         self.registry.register(self)
 
     def watch_group_lag(self, source: Callable[[], list[tuple[str, GroupOffset]]]) -> None:
@@ -143,6 +146,17 @@ class BrokerMetrics(Collector):
                 list(labels), histogram.cumulative_buckets(), sum_value=histogram.sum
             )
         yield requests
+        lane = CounterMetricFamily(
+            "minimq_produce_lane_requests", "Produce requests served by the produce lane"
+        )
+        lane.add_metric([], self.lane_requests)
+        yield lane
+        handoffs = CounterMetricFamily(
+            "minimq_produce_lane_handoffs",
+            "Connections the produce lane handed to the general HTTP server",
+        )
+        handoffs.add_metric([], self.lane_handoffs)
+        yield handoffs
 
 
 def _counters(

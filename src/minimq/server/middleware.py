@@ -8,6 +8,9 @@ they are one function now. In order, per request:
   streams included); beyond that 503 ``TOO_MANY_CONNECTIONS``.
 * auth: with a token configured, every route but ``/healthz`` needs
   ``Authorization: Bearer <token>``, compared in constant time.
+
+Admission and auth are the :class:`~minimq.server.gate.RequestGate` that the
+produce lane (:mod:`minimq.server.produce_lane`) shares.
 * errors: every failure becomes the JSON error body; MiniMQ errors through
   :mod:`minimq.server.errors`, aiohttp's own 404/405/413 likewise, and any
   unexpected exception is logged and answered with a JSON 500.
@@ -17,7 +20,6 @@ they are one function now. In order, per request:
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -26,49 +28,41 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_urldispatcher import AbstractResource
 
-from minimq.errors import MiniMQError, TooManyConnections, Unauthorized
+from minimq.errors import MiniMQError, TooManyConnections
 from minimq.server.errors import (
     internal_error_response,
     response_for_error,
     response_for_http_exception,
 )
+from minimq.server.gate import RequestGate
 from minimq.server.metrics import BrokerMetrics
 
 log = logging.getLogger("minimq.server")
 
-OPEN_PATHS = frozenset({"/healthz"})
 # Clients may send any method token; metric labels must stay a bounded set.
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def request_middleware(metrics: BrokerMetrics, max_in_flight: int, token: str | None) -> Middleware:
+def request_middleware(metrics: BrokerMetrics, gate: RequestGate) -> Middleware:
     """The middleware for every request (see the module docstring)."""
-    expected = f"Bearer {token}".encode() if token else None
     # Keyed by the matched resource object (one per route template, or None when
     # nothing matched) rather than its template string: a dict hit is cheaper than
     # building the histogram's labels, and the set of keys stays small.
     observers: dict[tuple[AbstractResource | None, str, int], Callable[[float], None]] = {}
-    in_flight = 0
-
-    def check_token(request: web.Request, expected: bytes) -> None:
-        if request.path not in OPEN_PATHS:
-            given = request.headers.get("Authorization", "").encode("utf-8", "replace")
-            if not hmac.compare_digest(given, expected):
-                raise Unauthorized("missing or wrong bearer token")
 
     @web.middleware
     async def handle(request: web.Request, handler: Handler) -> web.StreamResponse:
-        nonlocal in_flight
         started = time.perf_counter()
         response: web.StreamResponse
-        if in_flight >= max_in_flight:
-            error = TooManyConnections(f"more than {max_in_flight} requests in flight")
+        try:
+            gate.enter()
+        except TooManyConnections as error:
             response = response_for_error(error)
         else:
-            in_flight += 1
             try:
-                if expected is not None:
-                    check_token(request, expected)
+                if gate.token_required:
+                    authorization = request.headers.get("Authorization", "")
+                    gate.check_token(request.path, authorization.encode("utf-8", "replace"))
                 response = await handler(request)
             except MiniMQError as exc:
                 response = response_for_error(exc)
@@ -80,7 +74,7 @@ def request_middleware(metrics: BrokerMetrics, max_in_flight: int, token: str | 
                 log.exception("unexpected error serving %s %s", request.method, request.path)
                 response = internal_error_response()
             finally:
-                in_flight -= 1
+                gate.leave()
         resource = request.match_info.route.resource
         method = request.method
         if method not in _KNOWN_METHODS:

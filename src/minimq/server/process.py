@@ -19,11 +19,16 @@ from minimq.errors import MiniMQError, StorageError
 from minimq.server.app import create_app
 from minimq.server.config import BrokerConfig
 from minimq.server.connection_limit import ConnectionLimiter
+from minimq.server.gate import RequestGate
 from minimq.server.metrics import BrokerMetrics
+from minimq.server.produce_lane import ProduceLane
 from minimq.server.tuning import tune_for_serving
 from minimq.storage import open_storage
 
 log = logging.getLogger("minimq.broker")
+
+# How long an idle keep-alive connection stays open, in aiohttp and in the produce lane.
+KEEPALIVE_TIMEOUT_S = 75.0
 
 
 async def serve(config: BrokerConfig) -> int:
@@ -42,11 +47,21 @@ async def serve(config: BrokerConfig) -> int:
     metrics = BrokerMetrics()
     broker = Broker(storage, config.broker_settings, metrics)
     metrics.watch_group_lag(broker.group_lags)
+    gate = RequestGate(config.max_connections, config.token)
     runner = web.AppRunner(
-        create_app(broker, config, metrics),
+        create_app(broker, config, metrics, gate),
         access_log=None,
         handle_signals=False,
         shutdown_timeout=config.shutdown_timeout_s,
+        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+    )
+    lane = ProduceLane(
+        broker,
+        metrics,
+        gate,
+        max_body_bytes=config.max_body_bytes,
+        request_timeout_s=config.request_timeout_s,
+        keepalive_timeout_s=KEEPALIVE_TIMEOUT_S,
     )
     await runner.setup()
     tune_for_serving()
@@ -55,7 +70,7 @@ async def serve(config: BrokerConfig) -> int:
         # Not web.TCPSite: the limiter must see every accepted connection, also
         # those still sending their headers, which aiohttp's handlers never see.
         listener = await asyncio.get_running_loop().create_server(
-            ConnectionLimiter(runner.server, config.max_connections),
+            ConnectionLimiter(runner.server, lane, config.max_connections),
             config.host,
             config.port,
             backlog=1024,
@@ -86,6 +101,7 @@ async def serve(config: BrokerConfig) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await retention
     listener.close()
+    await lane.shutdown(config.shutdown_timeout_s)
     await runner.cleanup()
     await broker.close()
     log.info("broker stopped; data flushed and fsynced")

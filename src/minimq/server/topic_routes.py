@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from minimq.core import FetchLimits, ProduceRecord
+from minimq.core import Broker, FetchLimits, ProduceRecord
 from minimq.errors import InvalidRequest
 from minimq.server import inputs, serialize
 from minimq.server.context import context, json_response
@@ -114,14 +114,21 @@ def _produce_record(raw: Any) -> ProduceRecord:
 async def produce(request: web.Request) -> web.Response:
     ctx = context(request)
     topic = inputs.topic_name(request.match_info["topic"])
-    body = await ctx.json_body(request)
+    return json_response(await produce_records(ctx.broker, topic, await ctx.json_body(request)))
+
+
+async def produce_records(broker: Broker, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /v1/topics/{topic}/records`` once the topic name is checked and the body parsed.
+
+    Shared by the route above and the produce lane, which must answer alike.
+    """
     inputs.reject_unknown(body, frozenset({"records"}), "request body")
     raw_records = inputs.field(body, "records", list, required=True) or []
     if not 1 <= len(raw_records) <= inputs.MAX_PRODUCE_RECORDS:
         raise InvalidRequest(f"'records' must hold 1 to {inputs.MAX_PRODUCE_RECORDS} records")
     records = _produce_records(raw_records)
-    offsets = await ctx.broker.produce(topic, records)
-    return json_response({"topic": topic, "offsets": serialize.positions(offsets)})
+    offsets = await broker.produce(topic, records)
+    return {"topic": topic, "offsets": serialize.positions(offsets)}
 
 
 @routes.get("/v1/topics/{topic}/partitions/{partition}/records")
@@ -155,16 +162,19 @@ def fetch_limits(request: web.Request) -> FetchLimits:
 async def legacy_produce(request: web.Request) -> web.Response:
     """The original contract: ``{"topic": ..., "message": ...}`` → 201."""
     ctx = context(request)
-    body = await ctx.json_body(request)
+    payload = await produce_message(ctx.broker, await ctx.json_body(request))
+    return json_response(payload, status=201)
+
+
+async def produce_message(broker: Broker, body: dict[str, Any]) -> dict[str, Any]:
+    """``POST /produce`` once the body is parsed; shared with the produce lane."""
     topic = inputs.topic_name(inputs.field(body, "topic", str, required=True) or "")
     if "message" not in body:
         raise InvalidRequest("'message' is required")
     # As in _produce_records: tuple.__new__ skips the NamedTuple's keyword __new__.
     record = tuple.__new__(ProduceRecord, (orjson.dumps(body["message"]), None, (), None, None))
-    position = (await ctx.broker.produce(topic, [record]))[0]
-    return json_response(
-        {"topic": topic, "partition": position.partition, "offset": position.offset}, status=201
-    )
+    position = (await broker.produce(topic, [record]))[0]
+    return {"topic": topic, "partition": position.partition, "offset": position.offset}
 
 
 @routes.get("/consume")

@@ -1,0 +1,405 @@
+"""The produce lane over raw sockets: same answers as aiohttp, order kept, hand-off exact.
+
+Every connection starts in the lane; a ``GET /healthz`` first hands it to
+aiohttp for good, which is how these tests get aiohttp's answer to compare.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.support.processes import BrokerProcess
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+TOKEN = "lane-secret"
+
+
+def post(path: str, body: bytes, *headers: str) -> bytes:
+    extra = "".join(f"{header}\r\n" for header in headers)
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def legacy(topic: str, message: object, *headers: str) -> bytes:
+    return post("/produce", orjson.dumps({"topic": topic, "message": message}), *headers)
+
+
+def records(topic: str, *values: object) -> bytes:
+    body = orjson.dumps({"records": [{"value": value} for value in values]})
+    return post(f"/v1/topics/{topic}/records", body)
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+class Connection:
+    """One keep-alive connection that reads responses by their Content-Length."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.pending = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def response(self) -> Response:
+        while b"\r\n\r\n" not in self.pending:
+            self._receive()
+        head, self.pending = self.pending.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            name, value = line.split(":", 1)
+            assert name.lower() not in headers, f"repeated header {name}"
+            headers[name.lower()] = value.strip()
+        length = int(headers["content-length"])
+        while len(self.pending) < length:
+            self._receive()
+        body, self.pending = self.pending[:length], self.pending[length:]
+        return Response(int(status_line.split()[1]), headers, body)
+
+    def closed_by_peer(self) -> bool:
+        self.sock.settimeout(5)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def _receive(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed by the broker")
+        self.pending += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def connector(port: int, opened: list[Connection]) -> Callable[[], Connection]:
+    def open_connection() -> Connection:
+        connection = Connection(port)
+        opened.append(connection)
+        return connection
+
+    return open_connection
+
+
+@pytest.fixture
+def connect(shared_broker: BrokerProcess) -> Iterator[Callable[[], Connection]]:
+    opened: list[Connection] = []
+    yield connector(shared_broker.port, opened)
+    for connection in opened:
+        connection.close()
+
+
+@pytest.fixture
+def opened() -> Iterator[list[Connection]]:
+    """Connections a test opens to a broker of its own, closed at the end."""
+    connections: list[Connection] = []
+    yield connections
+    for connection in connections:
+        connection.close()
+
+
+class LaneCounts:
+    """The lane's two counters from /metrics, read over one kept-alive connection
+    (its first request hands that connection to aiohttp once, in __init__)."""
+
+    def __init__(self, broker: BrokerProcess) -> None:
+        self.client = httpx.Client(base_url=broker.url)
+        self.last = self.read()
+
+    def read(self) -> tuple[float, float]:
+        text = self.client.get("/metrics").text
+
+        def counter(name: str) -> float:
+            found = re.search(rf"^{name}_total (\S+)", text, re.MULTILINE)
+            assert found is not None, f"{name} missing from /metrics"
+            return float(found.group(1))
+
+        return counter("minimq_produce_lane_requests"), counter("minimq_produce_lane_handoffs")
+
+    def change(self) -> tuple[int, int]:
+        """(requests served by the lane, connections handed off) since the last call."""
+        now = self.read()
+        change = (int(now[0] - self.last[0]), int(now[1] - self.last[1]))
+        self.last = now
+        return change
+
+
+@pytest.fixture
+def lane_counts(shared_broker: BrokerProcess) -> Iterator[LaneCounts]:
+    counts = LaneCounts(shared_broker)
+    yield counts
+    counts.client.close()
+
+
+def through_aiohttp(connect, request: bytes) -> Response:
+    connection = connect()
+    connection.send(HEALTHZ)
+    assert connection.response().status == 200
+    connection.send(request)
+    return connection.response()
+
+
+def through_lane(connect, request: bytes) -> Response:
+    connection = connect()
+    connection.send(request)
+    return connection.response()
+
+
+def comparable(response: Response) -> tuple[int, dict[str, str], Any]:
+    """Status, headers but Date, and the body with offsets zeroed (they differ per call)."""
+    headers = {name: value for name, value in response.headers.items() if name != "date"}
+    body = re.sub(rb'"offset":\d+', b'"offset":0', response.body)
+    headers["content-length"] = str(len(body))
+    return response.status, headers, orjson.loads(body)
+
+
+CASES = {
+    "legacy produce": legacy("lane-same", {"v": 1.5}),
+    "v1 produce": records("lane-same", 1, "two", None),
+    "legacy, no message": post("/produce", b'{"topic": "lane-same"}'),
+    "legacy, bad topic name": legacy("..", 1),
+    "v1, bad topic name": records("..", 1),
+    "v1, unknown field": post("/v1/topics/lane-same/records", b'{"records": [], "x": 1}'),
+    "malformed JSON": post("/produce", b'{"topic": "lane-same", "message": NaN}'),
+    "invalid UTF-8": post("/produce", b'{"topic": "lane-same", "message": "\xff"}'),
+    "deep nesting": post(
+        "/produce", b'{"topic": "t", "message": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    ),
+    "empty body": post("/produce", b""),
+    "JSON array body": post("/produce", b"[1, 2]"),
+    "record over the limit": legacy("lane-same", "x" * 60_000),
+}
+
+
+@pytest.mark.parametrize("request_bytes", CASES.values(), ids=CASES.keys())
+def test_the_lane_answers_exactly_as_aiohttp(
+    connect: Callable[[], Connection], lane_counts: LaneCounts, request_bytes: bytes
+) -> None:
+    by_lane = through_lane(connect, request_bytes)
+    assert lane_counts.change() == (1, 0)
+    by_aiohttp = through_aiohttp(connect, request_bytes)
+    assert lane_counts.change() == (0, 1)
+    assert comparable(by_lane) == comparable(by_aiohttp)
+
+
+def test_record_limit_is_the_same_on_both_paths(data_dir: Path, opened: list[Connection]) -> None:
+    with BrokerProcess(data_dir, ["--max-record-bytes", "100"]) as broker:
+        connect = connector(broker.port, opened)
+        request = legacy("lane-limit", "x" * 200)
+        lane = through_lane(connect, request)
+        aio = through_aiohttp(connect, request)
+        assert lane.status == 413
+        assert comparable(lane) == comparable(aio)
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(
+    connect: Callable[[], Connection], lane_counts: LaneCounts
+) -> None:
+    connection = connect()
+    # A refused request is answered at once and a produce only after its fsync:
+    # served side by side, the refusals would overtake the produces.
+    requests = [
+        legacy("lane-order", n) if n % 2 == 0 else post("/produce", b"{}") for n in range(50)
+    ]
+    requests[20] = records("lane-order-other", 20)  # another route in between
+    connection.send(b"".join(requests))
+    answers = [connection.response() for _ in requests]
+    expected = [201 if n % 2 == 0 else 400 for n in range(50)]
+    expected[20] = 200
+    assert [answer.status for answer in answers] == expected
+    offsets = [answer.json()["offset"] for answer in answers if answer.status == 201]
+    assert offsets == list(range(offsets[0], offsets[0] + 24))
+    assert answers[20].json()["topic"] == "lane-order-other"
+    assert lane_counts.change() == (50, 0)
+
+
+def test_a_request_for_aiohttp_mid_pipeline_keeps_the_order(
+    connect: Callable[[], Connection], shared_broker: BrokerProcess, lane_counts: LaneCounts
+) -> None:
+    connection = connect()
+    connection.send(legacy("lane-mixed", "a") + HEALTHZ + legacy("lane-mixed", "b"))
+    first, health, second = (connection.response() for _ in range(3))
+    assert (first.status, health.json(), second.status) == (201, {"status": "ok"}, 201)
+    assert second.json()["offset"] == first.json()["offset"] + 1
+    assert lane_counts.change() == (1, 1)
+    fetched = httpx.get(
+        f"{shared_broker.url}/v1/topics/lane-mixed/partitions/0/records", params={"offset": 0}
+    ).json()["records"]
+    assert [record["value"] for record in fetched] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("split_at", "served_by_lane"),
+    [
+        ("inside the request line", False),
+        ("inside the head", False),
+        ("after the head", True),
+        ("inside the body", True),
+    ],
+)
+def test_a_request_in_pieces_is_served_whole(
+    connect: Callable[[], Connection],
+    shared_broker: BrokerProcess,
+    lane_counts: LaneCounts,
+    split_at: str,
+    served_by_lane: bool,
+) -> None:
+    """A head in pieces goes to aiohttp; a body in pieces is awaited by the lane."""
+    request = legacy("lane-pieces", {"piece": split_at})
+    head_end = request.index(b"\r\n\r\n") + 4
+    cut = {
+        "inside the request line": 10,
+        "inside the head": head_end // 2,
+        "after the head": head_end,
+        "inside the body": head_end + 5,
+    }[split_at]
+    connection = connect()
+    connection.send(request[:cut])
+    time.sleep(0.2)  # the broker reads the first piece on its own
+    connection.send(request[cut:] + legacy("lane-pieces", "next"))
+    first, second = connection.response(), connection.response()
+    assert (first.status, second.status) == (201, 201)
+    assert second.json()["offset"] == first.json()["offset"] + 1
+    assert lane_counts.change() == ((2, 0) if served_by_lane else (0, 1))
+    stored = httpx.get(
+        f"{shared_broker.url}/v1/topics/lane-pieces/partitions/0/records",
+        params={"offset": first.json()["offset"], "limit": 1},
+    ).json()["records"]
+    assert stored[0]["value"] == {"piece": split_at}
+
+
+def test_connection_close_is_honoured(
+    connect: Callable[[], Connection], lane_counts: LaneCounts
+) -> None:
+    connection = connect()
+    connection.send(legacy("lane-close", 1, "Connection: close"))
+    answer = connection.response()
+    assert answer.status == 201
+    assert lane_counts.change() == (0, 1)
+    assert answer.headers["connection"] == "close"
+    assert connection.closed_by_peer()
+
+
+def test_many_requests_on_one_keep_alive_connection(
+    connect: Callable[[], Connection], lane_counts: LaneCounts
+) -> None:
+    connection = connect()
+    for n in range(200):
+        connection.send(legacy("lane-keepalive", n))
+        assert connection.response().json()["offset"] == n
+    assert lane_counts.change() == (200, 0)
+
+
+def test_unusual_framing_goes_to_aiohttp_and_is_served(
+    connect: Callable[[], Connection], lane_counts: LaneCounts
+) -> None:
+    body = orjson.dumps({"topic": "lane-chunked", "message": "chunked"})
+    chunked = (
+        b"POST /produce HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    )
+    connection = connect()
+    connection.send(chunked + legacy("lane-chunked", "after"))
+    first, second = connection.response(), connection.response()
+    assert (first.status, second.status) == (201, 201)
+    assert second.json()["offset"] == first.json()["offset"] + 1
+    assert lane_counts.change() == (0, 1)
+
+
+def test_a_body_that_never_arrives_times_out(data_dir: Path, opened: list[Connection]) -> None:
+    with BrokerProcess(data_dir, ["--request-timeout", "0.5"]) as broker:
+        connection = connector(broker.port, opened)()
+        request = legacy("lane-slow", 1)
+        connection.send(request[:-3])
+        started = time.monotonic()
+        answer = connection.response()
+        assert answer.status == 408
+        assert answer.json()["error"]["code"] == "REQUEST_TIMEOUT"
+        assert 0.4 < time.monotonic() - started < 5
+        assert connection.closed_by_peer()
+
+
+def test_a_token_guards_the_lane_as_it_guards_aiohttp(
+    data_dir: Path, opened: list[Connection]
+) -> None:
+    with BrokerProcess(data_dir, ["--token", TOKEN]) as broker:
+        connect = connector(broker.port, opened)
+        for headers in [(), ("Authorization: Bearer wrong",), ("Authorization: bearer " + TOKEN,)]:
+            request = legacy("lane-auth", 1, *headers)
+            lane = through_lane(connect, request)
+            assert lane.status == 401
+            assert lane.headers["www-authenticate"] == 'Bearer realm="minimq"'
+            # /healthz needs no token, so it hands the connection over either way.
+            assert comparable(lane) == comparable(through_aiohttp(connect, request))
+        granted = through_lane(connect, legacy("lane-auth", 1, f"Authorization: Bearer {TOKEN}"))
+        assert granted.status == 201
+
+
+def test_lane_requests_are_counted_in_the_request_metrics(
+    connect: Callable[[], Connection], shared_broker: BrokerProcess
+) -> None:
+    def count(route: str, status: int) -> float:
+        text = httpx.get(f"{shared_broker.url}/metrics").text
+        labels = f'method="POST",route="{re.escape(route)}",status="{status}"'
+        pattern = r"minimq_http_request_seconds_count\{" + labels + r"\} (\S+)"
+        found = re.search(pattern, text)
+        return float(found.group(1)) if found else 0.0
+
+    before = (count("/produce", 201), count("/v1/topics/{topic}/records", 200))
+    connection = connect()
+    connection.send(legacy("lane-metrics", 1) * 3 + records("lane-metrics", 1, 2))
+    for _ in range(4):
+        connection.response()
+    assert count("/produce", 201) == before[0] + 3
+    assert count("/v1/topics/{topic}/records", 200) == before[1] + 1
+
+
+def test_sigterm_answers_the_request_in_flight_then_closes_lane_connections(
+    data_dir: Path, opened: list[Connection]
+) -> None:
+    broker = BrokerProcess(data_dir).start()
+    connect = connector(broker.port, opened)
+    idle = connect()
+    idle.send(legacy("lane-stop", "warm-up"))
+    assert idle.response().status == 201
+    busy = connect()
+    busy.send(legacy("lane-stop", "last"))
+    assert broker.stop() == 0
+    assert busy.response().status == 201
+    assert idle.closed_by_peer() and busy.closed_by_peer()
+    with BrokerProcess(data_dir) as again:
+        values = httpx.get(
+            f"{again.url}/v1/topics/lane-stop/partitions/0/records", params={"offset": 0}
+        ).json()["records"]
+        assert [record["value"] for record in values] == ["warm-up", "last"]
+
+
+@pytest.mark.parametrize(("pad", "status"), [(8_100, 201), (9_000, 400)])
+def test_a_long_header_block_goes_to_aiohttp_and_its_limits(
+    connect: Callable[[], Connection], lane_counts: LaneCounts, pad: int, status: int
+) -> None:
+    connection = connect()
+    connection.send(legacy("lane-long-head", 1, "X-Pad: " + "p" * pad))
+    assert connection.response().status == status
+    assert lane_counts.change() == (0, 1)

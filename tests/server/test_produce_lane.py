@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.support.processes import BrokerProcess
 
@@ -403,3 +405,44 @@ def test_a_long_header_block_goes_to_aiohttp_and_its_limits(
     connection.send(legacy("lane-long-head", 1, "X-Pad: " + "p" * pad))
     assert connection.response().status == status
     assert lane_counts.change() == (0, 1)
+
+
+PIPELINE_ITEMS = {
+    "legacy": (lambda n: legacy("lane-fuzz", n), 201),
+    "records": (lambda n: records("lane-fuzz", n), 200),
+    "refused": (lambda n: post("/produce", b'{"topic": "lane-fuzz"}'), 400),
+    "health": (lambda n: HEALTHZ, 200),
+}
+
+
+@given(
+    kinds=st.lists(st.sampled_from(sorted(PIPELINE_ITEMS)), min_size=1, max_size=8),
+    cuts=st.lists(st.integers(min_value=1, max_value=2_000), max_size=6),
+)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_pipeline_cut_anywhere_is_answered_in_order(
+    shared_broker: BrokerProcess, kinds: list[str], cuts: list[int]
+) -> None:
+    """Requests of every kind, cut into pieces at arbitrary bytes: answered once each, in order."""
+    stream = b"".join(PIPELINE_ITEMS[kind][0](n) for n, kind in enumerate(kinds))
+    connection = Connection(shared_broker.port)
+    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        start = 0
+        for cut in [*sorted({min(cut, len(stream)) for cut in cuts}), len(stream)]:
+            if cut > start:
+                connection.send(stream[start:cut])
+                time.sleep(0.002)  # let the broker read each piece on its own
+                start = cut
+        answers = [connection.response() for _ in kinds]
+    finally:
+        connection.close()
+    assert [answer.status for answer in answers] == [PIPELINE_ITEMS[kind][1] for kind in kinds]
+    produced = [answer.json() for answer in answers if answer.status in (200, 201)]
+    offsets = [
+        body["offset"] if "offset" in body else body["offsets"][0]["offset"]
+        for body in produced
+        if "topic" in body
+    ]
+    if offsets:
+        assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))

@@ -446,3 +446,16 @@ def test_any_pipeline_cut_anywhere_is_answered_in_order(
     ]
     if offsets:
         assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+
+
+def test_a_repeated_authorization_header_is_judged_like_aiohttp(
+    data_dir: Path, opened: list[Connection]
+) -> None:
+    with BrokerProcess(data_dir, ["--token", TOKEN]) as broker:
+        connect = connector(broker.port, opened)
+        wrong_first = ("Authorization: Bearer wrong", f"Authorization: Bearer {TOKEN}")
+        for headers in (wrong_first, wrong_first[::-1]):
+            request = legacy("lane-auth-twice", 1, *headers)
+            assert comparable(through_lane(connect, request)) == comparable(
+                through_aiohttp(connect, request)
+            )

@@ -254,6 +254,9 @@ class LaneConnection(asyncio.Protocol):
                 raise _HandOff
             self._content_length = int(value)
         elif name == b"authorization":
+            # aiohttp reads the first of repeated headers; the lane takes none.
+            if self._authorization:
+                raise _HandOff
             self._authorization = value
         elif name == b"connection":
             if value.lower() != b"keep-alive":

@@ -6,6 +6,7 @@ aiohttp for good, which is how these tests get aiohttp's answer to compare.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import time
@@ -19,6 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from minimq.core import Broker
+from minimq.server import produce_lane
+from minimq.server.gate import RequestGate
+from minimq.server.metrics import BrokerMetrics
+from tests.support.memory_storage import MemoryStorage
 from tests.support.processes import BrokerProcess
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -459,3 +465,42 @@ def test_a_repeated_authorization_header_is_judged_like_aiohttp(
             assert comparable(through_lane(connect, request)) == comparable(
                 through_aiohttp(connect, request)
             )
+
+
+async def test_idle_lane_connections_close_after_the_keepalive_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In process, with the sweep and the keep-alive timeout shortened to fractions of a second."""
+    monkeypatch.setattr(produce_lane, "SWEEP_INTERVAL_S", 0.05)
+    metrics = BrokerMetrics()
+    broker = Broker(MemoryStorage(), observer=metrics)  # type: ignore[arg-type]
+    lane = produce_lane.ProduceLane(
+        broker,
+        metrics,
+        RequestGate(max_in_flight=100, token=None),
+        max_body_bytes=1024,
+        request_timeout_s=5,
+        keepalive_timeout_s=0.3,
+    )
+
+    def not_handed_off() -> asyncio.Protocol:
+        raise AssertionError("this test sends only lane requests")
+
+    server = await asyncio.get_running_loop().create_server(
+        lambda: lane.connection(not_handed_off), "127.0.0.1", 0
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(legacy("lane-idle", 1))
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 201 Created\r\n")
+        await reader.readexactly(len(b'{"topic":"lane-idle","partition":0,"offset":0}'))
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the broker
+        assert 0.25 < asyncio.get_running_loop().time() - started < 2
+        assert not lane.connections
+        writer.close()
+    finally:
+        server.close()
+        await lane.shutdown(1)
+        await broker.close()

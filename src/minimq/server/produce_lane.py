@@ -48,7 +48,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import httptools
 import orjson
@@ -369,14 +369,13 @@ class LaneConnection(asyncio.Protocol):
             if lane.gate.token_required:
                 lane.gate.check_token(target.decode("ascii"), authorization)
             if route == LEGACY_ROUTE:
-                parsed = inputs.json_object(inputs.parse_body(body))
-                payload = await produce_message(lane.broker, parsed)
+                payload = await produce_message(lane.broker, _json_object(body))
             else:
                 match = _RECORDS_TARGET.fullmatch(target)
                 assert match is not None  # checked by _parse_head
+                # The topic first, then the body: the order the aiohttp route checks them in.
                 topic = inputs.topic_name(match.group(1).decode("ascii"))
-                parsed = inputs.json_object(inputs.parse_body(body))
-                payload = await produce_records(lane.broker, topic, parsed)
+                payload = await produce_records(lane.broker, topic, _json_object(body))
         except MiniMQError as error:
             self._respond_with(response_for_error(error), route, started)
         except Exception:
@@ -391,9 +390,10 @@ class LaneConnection(asyncio.Protocol):
         """Send an error answer built by :mod:`minimq.server.errors`, headers and all."""
         body = response.body
         assert isinstance(body, bytes)
-        headers = [(name, value) for name, value in response.headers.items()]
-        # Content-Type is always application/json; _wire_bytes writes it.
-        headers = [(name, value) for name, value in headers if name != "Content-Type"]
+        # Content-Type is always application/json, which _wire_bytes writes itself.
+        headers = [
+            (name, value) for name, value in response.headers.items() if name != "Content-Type"
+        ]
         self._respond(response.status, body, headers, route, started)
 
     def _respond(
@@ -473,6 +473,10 @@ class LaneConnection(asyncio.Protocol):
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 _SERVER = SERVER_SOFTWARE.encode("ascii")
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    return inputs.json_object(inputs.parse_body(body))
 
 
 def _wire_bytes(

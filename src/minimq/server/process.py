@@ -101,8 +101,8 @@ async def serve(config: BrokerConfig) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await retention
     listener.close()
-    await lane.shutdown(config.shutdown_timeout_s)
-    await runner.cleanup()
+    # Side by side, so shutdown_timeout_s bounds both, as it bounded aiohttp's alone.
+    await asyncio.gather(lane.shutdown(config.shutdown_timeout_s), runner.cleanup())
     await broker.close()
     log.info("broker stopped; data flushed and fsynced")
     return 0

@@ -8,14 +8,14 @@ they are one function now. In order, per request:
   streams included); beyond that 503 ``TOO_MANY_CONNECTIONS``.
 * auth: with a token configured, every route but ``/healthz`` needs
   ``Authorization: Bearer <token>``, compared in constant time.
-
-Admission and auth are the :class:`~minimq.server.gate.RequestGate` that the
-produce lane (:mod:`minimq.server.produce_lane`) shares.
 * errors: every failure becomes the JSON error body; MiniMQ errors through
   :mod:`minimq.server.errors`, aiohttp's own 404/405/413 likewise, and any
   unexpected exception is logged and answered with a JSON 500.
 * metrics: request latency by route template (never the raw path, so label
   cardinality stays bounded); it sees every response, errors included.
+
+Admission and auth are the :class:`~minimq.server.gate.RequestGate` that the
+produce lane (:mod:`minimq.server.produce_lane`) shares.
 """
 
 from __future__ import annotations

@@ -195,6 +195,8 @@ class LaneConnection(asyncio.Protocol):
         self._close_when_idle = False
         self._body_deadline: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        # Set at open and after each answer: enough for the keep-alive sweep,
+        # which never closes a connection that is busy or has bytes waiting.
         self._last_active = time.monotonic()
         # Per-request parse state, filled by the httptools callbacks.
         self._target = b""
@@ -218,7 +220,6 @@ class LaneConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._buffer = self._buffer + data if self._buffer else data
-        self._last_active = time.monotonic()
         if not self._busy:
             self._serve_buffered()
         self._pace_reading()
@@ -349,7 +350,7 @@ class LaneConnection(asyncio.Protocol):
 
     def _body_timed_out(self) -> None:
         self._body_deadline = None
-        route = LEGACY_ROUTE if self._target == b"/produce" else RECORDS_ROUTE
+        route = _route_of(self._target)
         timeout = self._lane.request_timeout_s
         error = RequestTimeout(f"request body not received within {timeout:g}s")
         self._close_when_idle = True
@@ -358,7 +359,7 @@ class LaneConnection(asyncio.Protocol):
     async def _serve(self, target: bytes, authorization: bytes, body: bytes) -> None:
         started = time.perf_counter()
         lane = self._lane
-        route = LEGACY_ROUTE if target == b"/produce" else RECORDS_ROUTE
+        route = _route_of(target)
         status = 201 if route == LEGACY_ROUTE else 200
         try:
             lane.gate.enter()
@@ -473,6 +474,11 @@ class LaneConnection(asyncio.Protocol):
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 _SERVER = SERVER_SOFTWARE.encode("ascii")
+
+
+def _route_of(target: bytes) -> str:
+    """The metrics route template of a request target the lane accepted."""
+    return LEGACY_ROUTE if target == b"/produce" else RECORDS_ROUTE
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

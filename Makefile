@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo install test check lint typecheck layers bench bench-quick soak reliability-full clean
+.PHONY: demo install test check lint typecheck layers bench bench-quick soak reliability-full clean churn
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench-quick: $(STAMP)
 
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak --minutes $(or $(MINUTES),5)
+
+# Consumer-group churn checker (both modes), SECONDS of churn per mode.
+churn: $(STAMP)
+	$(BIN)/python -m bench.churn --seconds $(or $(SECONDS),150)
 
 reliability-full: $(STAMP)
 	MINIMQ_FULL_RELIABILITY=1 $(BIN)/python -m pytest -q -s tests/reliability

@@ -240,4 +240,6 @@ def read_committed(
     return {
         (entry["topic"], entry["partition"]): entry["committed_offset"]
         for entry in response.json()["offsets"]
+        # Describe lists every partition the group reads; null where nothing is committed.
+        if entry["committed_offset"] is not None
     }

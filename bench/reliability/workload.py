@@ -181,16 +181,19 @@ class Workload:
     def _consume(self, number: int) -> None:
         generation = itertools.count()
         member = f"member-{number}-{next(generation)}"
+        # What this member has read and not yet had acknowledged as committed.
+        pending: dict[tuple[str, int], int] = {}
         with self._client() as client:
             while not self.stop.is_set():
                 try:
-                    self._consume_once(client, member)
+                    self._consume_once(client, member, pending)
                 except httpx.TransportError:
                     # The fetch may have been served with its answer lost: the broker
                     # then moved this member's positions past records never seen here.
                     # A new member starts at the committed offsets (at-least-once).
                     self._leave(client, member)
                     member = f"member-{number}-{next(generation)}"
+                    pending = {}
                     time.sleep(IDLE_BACKOFF_S)
 
     def _leave(self, client: httpx.Client, member: str) -> None:
@@ -202,7 +205,9 @@ class Workload:
         except httpx.TransportError:
             self._count(connect_failures=1)
 
-    def _consume_once(self, client: httpx.Client, member: str) -> None:
+    def _consume_once(
+        self, client: httpx.Client, member: str, pending: dict[tuple[str, int], int]
+    ) -> None:
         response = client.get(
             f"/v1/groups/{self.group}/topics/{self.topic}/records",
             params={"member_id": member, "limit": 200, "wait_ms": 100},
@@ -212,32 +217,46 @@ class Workload:
             return
         body = response.json()
         ids = {r["value"]["id"] for r in body["records"] if isinstance(r.get("value"), dict)}
-        if not body["records"]:
-            return
-        with self._stats_lock:
-            self.stats.fetched += len(body["records"])
-            self.stats.delivered.update(ids)
+        if body["records"]:
+            with self._stats_lock:
+                self.stats.fetched += len(body["records"])
+                self.stats.delivered.update(ids)
+        owned = set(body["assignment"])
+        for key in [k for k in pending if k[1] not in owned]:
+            # Moved to another member: it reads from the committed offset, and
+            # committing this member's position could move that back.
+            del pending[key]
         touched = {r["partition"] for r in body["records"]}
-        offsets = {
-            (self.topic, p["partition"]): p["offset"]
-            for p in body["positions"]
-            if p["partition"] in touched
-        }
-        self.commit(client, member, offsets)
+        for position in body["positions"]:
+            key = (self.topic, position["partition"])
+            if position["partition"] in touched or key in pending:
+                pending[key] = position["offset"]
+        if pending and self.commit(client, member, body["generation"], dict(pending)):
+            pending.clear()
 
     def commit(
-        self, client: httpx.Client, member: str, offsets: dict[tuple[str, int], int]
-    ) -> None:
-        """Commit ``offsets`` (next offsets to read), recording the outcome in the ledger."""
+        self,
+        client: httpx.Client,
+        member: str,
+        generation: int,
+        offsets: dict[tuple[str, int], int],
+    ) -> bool:
+        """Commit ``offsets`` (next offsets to read), recording the outcome in the ledger.
+
+        Returns whether the broker acknowledged it. A refusal for a generation
+        that is over (409) is no acknowledgement: the member commits its
+        positions again with its next fetch's generation.
+        """
         payload = {
             "member_id": member,
+            "generation": generation,
             "offsets": [{"topic": t, "partition": p, "offset": o} for (t, p), o in offsets.items()],
         }
         with self.commit_lock:
             try:
                 response = client.post(f"/v1/groups/{self.group}/commit", json=payload)
             except httpx.ConnectError:
-                return
+                return False
             except httpx.TransportError:
                 self.ledger.commit_unknown(self.group, offsets)
                 self._count(commit_unknown=1)
@@ -245,6 +264,8 @@ class Workload:
             if response.status_code == 200:
                 self.ledger.commit_acknowledged(self.group, offsets)
                 self._count(commits=1)
+                return True
+            return False
 
     # ----------------------------------------------------------------- draining
 

@@ -1,11 +1,197 @@
-"""Settings from environment variables, shared by every command-line entry point."""
+"""Settings from environment variables, shared by every command-line entry point.
+
+A variable is read while a command builds its parser (its value becomes the
+flag's default), before argparse checks anything, so a bad value used to
+surface as a traceback from ``int()``, or as an error about a flag the user
+never typed. Every variable therefore has a rule in :data:`RULES`, and
+:func:`env` checks a set value against it first: a broken one raises
+:class:`InvalidEnvironment`, naming the variable and what it expects, and the
+entry points print that as one line and exit with status 2, as argparse does
+for a bad flag. Only the variables a command reads are checked, and a set one
+must be valid even when its flag is given too: a broken environment is
+reported, not hidden until the flag is dropped.
+
+The rules are argparse ``type=`` functions, so a flag can accept exactly what
+its variable does. ``tests/cli/test_environment_rules.py`` fails when a variable
+that a command reads or documents has no rule here.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+
+class InvalidEnvironment(Exception):
+    """An environment variable holds a value its setting cannot use."""
 
 
 def env(name: str, default: str | None = None) -> str | None:
-    """The value of environment variable ``name``, or ``default`` when unset or empty."""
+    """The value of environment variable ``name``, or ``default`` when unset or empty.
+
+    A set value has passed its rule in :data:`RULES`, so the caller may
+    convert it with a plain ``int()``; :class:`InvalidEnvironment` otherwise.
+    """
     value = os.environ.get(name)
-    return value if value else default
+    if not value:
+        return default
+    rule = RULES.get(name)
+    if rule is not None:
+        try:
+            rule(value)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise InvalidEnvironment(f"environment variable {name}: {exc}") from None
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, "a positive integer", minimum=1)
+
+
+def non_negative_int(text: str) -> int:
+    return _integer(text, "an integer of 0 or more", minimum=0)
+
+
+def port(text: str) -> int:
+    return _integer(text, "a TCP port from 1 to 65535", minimum=1, maximum=65535)
+
+
+def _integer(text: str, expected: str, *, minimum: int, maximum: int | None = None) -> int:
+    refusal = argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise refusal from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise refusal
+    return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (seconds, mostly: ``inf`` would mean never)."""
+    refusal = argparse.ArgumentTypeError(f"expected a number greater than 0, not {text!r}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise refusal from None
+    if not (math.isfinite(value) and value > 0):
+        raise refusal
+    return value
+
+
+def switch(text: str) -> bool:
+    """On: 1, true, yes or on, in any case. Off: 0 or false.
+
+    ``minimq broker`` reads every other word as on, so "no" or "False" are
+    refused here rather than silently switching the setting on.
+    """
+    if text in ("0", "false"):
+        return False
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    raise argparse.ArgumentTypeError(
+        f"expected 1, true, yes or on, or else 0 or false, not {text!r}"
+    )
+
+
+def one_of(*choices: str) -> Callable[[str], str]:
+    """A parser of one of ``choices``, in any case, returned as written in ``choices``."""
+    by_folded = {choice.casefold(): choice for choice in choices}
+
+    def parse(text: str) -> str:
+        try:
+            return by_folded[text.casefold()]
+        except KeyError:
+            raise argparse.ArgumentTypeError(
+                f"expected one of {', '.join(choices)}, not {text!r}"
+            ) from None
+
+    return parse
+
+
+def http_url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host (``localhost:5000`` is not one)."""
+    try:
+        parts = urlsplit(text)
+        # .port raises ValueError when the port is not a number up to 65535.
+        valid = (
+            parts.scheme in ("http", "https")
+            and bool(parts.hostname)
+            and (parts.port is None or parts.port > 0)
+        )
+    except ValueError:
+        valid = False
+    if not valid:
+        raise argparse.ArgumentTypeError(
+            f"expected an http:// or https:// URL such as http://localhost:5000, not {text!r}"
+        )
+    return text
+
+
+def name_list(text: str) -> list[str]:
+    """Comma-separated names, blanks around them dropped; at least one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated names (at least one), not {text!r}"
+        )
+    return names
+
+
+_FSYNC_INTERVAL = re.compile(r"interval:([0-9]+)")
+_MAX_FSYNC_INTERVAL_MS = 3_600_000
+
+
+def fsync_policy(text: str) -> str:
+    """``always``, ``never`` or ``interval:<ms>`` up to an hour.
+
+    The broker's own parser (``FsyncPolicy.parse``) lives in storage, which the
+    producer, a reader of this module, may not import; a test keeps the two equal.
+    """
+    policy = text.strip()
+    interval = _FSYNC_INTERVAL.fullmatch(policy)
+    if policy in ("always", "never") or (
+        interval is not None and 0 < int(interval.group(1)) <= _MAX_FSYNC_INTERVAL_MS
+    ):
+        return policy
+    raise argparse.ArgumentTypeError(
+        f"expected always, never or interval:<ms> (1 to {_MAX_FSYNC_INTERVAL_MS}), not {text!r}"
+    )
+
+
+# Every variable a command reads, and the rule a set value must pass; ``str``
+# is any text (paths, hosts, names, secrets).
+RULES: dict[str, Callable[[str], object]] = {
+    "BROKER_URL": http_url,
+    "INTERVAL_SECONDS": positive_number,
+    "MINIMQ_BROKER_URL": http_url,
+    "MINIMQ_DATA_DIR": str,
+    "MINIMQ_DEFAULT_PARTITIONS": positive_int,
+    "MINIMQ_FSYNC": fsync_policy,
+    "MINIMQ_HOST": str,
+    "MINIMQ_LOG_LEVEL": one_of("DEBUG", "INFO", "WARNING", "ERROR"),
+    "MINIMQ_MAX_BODY_BYTES": positive_int,
+    "MINIMQ_MAX_CONNECTIONS": positive_int,
+    "MINIMQ_MAX_RECORD_BYTES": positive_int,
+    "MINIMQ_MESSAGE_TIMESTAMP_AFTER_MAX_MS": non_negative_int,
+    "MINIMQ_MESSAGE_TIMESTAMP_BEFORE_MAX_MS": non_negative_int,
+    "MINIMQ_NO_AUTO_CREATE_TOPICS": switch,
+    "MINIMQ_PORT": port,
+    "MINIMQ_PRODUCER_BUFFER": positive_int,
+    "MINIMQ_PRODUCER_COUNT": positive_int,
+    "MINIMQ_PRODUCERS": non_negative_int,
+    "MINIMQ_REQUEST_TIMEOUT": positive_number,
+    "MINIMQ_RETENTION_CHECK_INTERVAL": positive_number,
+    "MINIMQ_SESSION_TIMEOUT_MS": positive_int,
+    "MINIMQ_TOKEN": str,
+    "MINIMQ_UI_HOST": str,
+    "MINIMQ_UI_PORT": port,
+    "MINIMQ_UI_SECRET_KEY": str,
+    "PRODUCER_ID": str,
+    "TOPIC": str,
+    "TOPICS": name_list,
+}

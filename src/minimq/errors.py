@@ -5,13 +5,22 @@
     MiniMQError                      INTERNAL_ERROR
     ├── InvalidRequest               INVALID_REQUEST
     │   ├── InvalidTopicName         INVALID_TOPIC_NAME
-    │   └── InvalidConfig            INVALID_CONFIG
+    │   ├── InvalidConfig            INVALID_CONFIG
+    │   └── InvalidTimestamp         INVALID_TIMESTAMP
     ├── Unauthorized                 UNAUTHORIZED
     ├── NotFound                     NOT_FOUND
     │   ├── TopicNotFound            TOPIC_NOT_FOUND
     │   ├── PartitionNotFound        PARTITION_NOT_FOUND
     │   └── GroupNotFound            GROUP_NOT_FOUND
     ├── TopicAlreadyExists           TOPIC_ALREADY_EXISTS
+    ├── GroupConflict                GROUP_CONFLICT
+    │   ├── MemberFenced             MEMBER_FENCED        (rejoin, then go on)
+    │   │   ├── StaleGeneration      STALE_GENERATION
+    │   │   ├── RebalanceInProgress  REBALANCE_IN_PROGRESS
+    │   │   ├── UnknownMember        UNKNOWN_MEMBER
+    │   │   └── NotPartitionOwner    NOT_PARTITION_OWNER
+    │   ├── GroupHasMembers          GROUP_HAS_MEMBERS
+    │   └── InconsistentGroupProtocol INCONSISTENT_GROUP_PROTOCOL
     ├── RequestTooLarge              REQUEST_TOO_LARGE
     ├── MessageTooLarge              MESSAGE_TOO_LARGE
     ├── OffsetOutOfRange             OFFSET_OUT_OF_RANGE
@@ -56,6 +65,12 @@ class InvalidConfig(InvalidRequest):
     code = "INVALID_CONFIG"
 
 
+class InvalidTimestamp(InvalidRequest):
+    """A record's timestamp lies outside the topic's accepted window."""
+
+    code = "INVALID_TIMESTAMP"
+
+
 class Unauthorized(MiniMQError):
     code = "UNAUTHORIZED"
 
@@ -78,6 +93,58 @@ class GroupNotFound(NotFound):
 
 class TopicAlreadyExists(MiniMQError):
     code = "TOPIC_ALREADY_EXISTS"
+
+
+class GroupConflict(MiniMQError):
+    """A group request that the group's current state does not allow."""
+
+    code = "GROUP_CONFLICT"
+
+
+class MemberFenced(GroupConflict):
+    """The member's view of the group is out of date: rejoin, then go on.
+
+    Nothing the refused request asked for happened (no record handed out, no
+    offset committed).
+    """
+
+    code = "MEMBER_FENCED"
+
+
+class StaleGeneration(MemberFenced):
+    """The request carries a generation the group has moved past."""
+
+    code = "STALE_GENERATION"
+
+
+class RebalanceInProgress(MemberFenced):
+    """The group is between generations; rejoin to take part in the next one."""
+
+    code = "REBALANCE_IN_PROGRESS"
+
+
+class UnknownMember(MemberFenced):
+    """The member id is not (or no longer) a live member of the group."""
+
+    code = "UNKNOWN_MEMBER"
+
+
+class NotPartitionOwner(MemberFenced):
+    """The member does not own a partition it tried to commit in this generation."""
+
+    code = "NOT_PARTITION_OWNER"
+
+
+class GroupHasMembers(GroupConflict):
+    """A read or commit without membership while the group has live members."""
+
+    code = "GROUP_HAS_MEMBERS"
+
+
+class InconsistentGroupProtocol(GroupConflict):
+    """A member of one protocol type (http, kafka) tried to join a group of the other."""
+
+    code = "INCONSISTENT_GROUP_PROTOCOL"
 
 
 class RequestTooLarge(MiniMQError):

@@ -97,7 +97,7 @@ def test_group_consume_commits_and_groups_commands(url: str) -> None:
     groups = [
         line.split() for line in ok(minimq("groups", "list", "--broker-url", url)).splitlines()
     ]
-    assert ["cli-g", "cli-group", "0"] in groups
+    assert ["cli-g", "cli-group", "0", "Empty", "0"] in groups
     described = ok(minimq("groups", "describe", "cli-g", "--broker-url", url))
     assert ["cli-group", "0", "10", "10", "0"] in [line.split() for line in described.splitlines()]
 

@@ -58,10 +58,14 @@ async def test_concurrent_long_polls_wake_on_produce(client: AsyncClient) -> Non
 async def test_groups(client: AsyncClient) -> None:
     await client.create_topic("a-groups")
     await client.produce_batch("a-groups", [{"value": i} for i in range(4)])
-    assert await client.heartbeat("a-g", "a-groups", "m") == [0]
-    result = await client.group_fetch("a-g", "a-groups", member_id="m", limit=3)
+    joined = await client.join_group("a-g", "a-groups", "m")
+    assert (joined.member_id, joined.assignment) == ("m", [0])
+    assert (await client.heartbeat("a-g", "a-groups", "m", joined.generation)) == joined
+    result = await client.group_fetch(
+        "a-g", "a-groups", member_id="m", generation=joined.generation, limit=3
+    )
     assert [r.value for r in result.records] == [0, 1, 2] and result.positions == {0: 3}
-    await client.commit("a-g", [("a-groups", 0, 3)], member_id="m")
+    await client.commit("a-g", [("a-groups", 0, 3)], member_id="m", generation=joined.generation)
     described = await client.describe_group("a-g")
     assert [(o.committed_offset, o.lag) for o in described.offsets] == [(3, 1)]
     assert "a-g" in [g.group for g in await client.list_groups()]

@@ -14,6 +14,7 @@ import pytest
 from minimq.client import Client, Record, RecordMetadata
 from minimq.errors import (
     BrokerUnavailable,
+    GroupHasMembers,
     GroupNotFound,
     InvalidRequest,
     InvalidTopicName,
@@ -110,7 +111,8 @@ def test_group_endpoints(client: Client) -> None:
     client.create_topic("grouped", partitions=2)
     client.produce_batch("grouped", [{"value": i, "partition": i % 2} for i in range(6)])
 
-    assert client.heartbeat("readers", "grouped", "m1") == [0, 1]
+    joined = client.heartbeat("readers", "grouped", "m1")
+    assert (joined.member_id, joined.assignment) == ("m1", [0, 1])
     fetched = client.group_fetch("readers", "grouped", member_id="m1", limit=100)
     assert fetched.assignment == [0, 1]
     assert sorted(r.value for r in fetched.records) == list(range(6))
@@ -118,7 +120,13 @@ def test_group_endpoints(client: Client) -> None:
     again = client.group_fetch("readers", "grouped", member_id="m1")
     assert again.records == []  # the member's position advanced
 
-    client.commit("readers", [("grouped", 0, 3), ("grouped", 1, 2)], member_id="m1")
+    assert fetched.generation == joined.generation
+    client.commit(
+        "readers",
+        [("grouped", 0, 3), ("grouped", 1, 2)],
+        member_id="m1",
+        generation=fetched.generation,
+    )
     info = client.describe_group("readers")
     assert {(o.partition, o.committed_offset, o.lag) for o in info.offsets} == {
         (0, 3, 0),
@@ -141,10 +149,14 @@ def test_group_endpoints(client: Client) -> None:
         client.describe_group("readers")
 
 
-def test_group_fetch_without_member_id_gets_one(client: Client) -> None:
+def test_group_fetch_without_member_id_is_a_read_without_membership(client: Client) -> None:
     client.create_topic("anonymous")
     result = client.group_fetch("anon-group", "anonymous")
-    assert result.member_id
+    assert (result.member_id, result.generation, result.assignment) == (None, None, [0])
+    joined = client.join_group("anon-group", "anonymous")
+    assert joined.member_id and joined.assignment == [0]
+    with pytest.raises(GroupHasMembers):
+        client.group_fetch("anon-group", "anonymous")
 
 
 def test_stream_yields_new_records_and_ends_after_timeout(client: Client) -> None:

@@ -15,6 +15,7 @@ def test_public_names() -> None:
         "GroupFetchResult",
         "GroupInfo",
         "GroupMember",
+        "GroupMembership",
         "GroupOffset",
         "GroupSummary",
         "PartitionInfo",

@@ -10,13 +10,11 @@ import pytest
 from minimq.core import (
     Broker,
     BrokerSettings,
-    CommitOffset,
     FetchLimits,
     ProduceRecord,
     StartPosition,
 )
 from minimq.errors import (
-    GroupNotFound,
     MessageTooLarge,
     OffsetOutOfRange,
     TopicAlreadyExists,
@@ -94,49 +92,6 @@ async def test_long_poll_times_out_empty() -> None:
     assert result.records == []
 
 
-async def test_concurrent_consumers_sharing_an_id_get_each_message_once() -> None:
-    broker = make_broker(default_partitions=2)
-    await broker.produce("t", values(40))
-    results = await asyncio.gather(*(broker.consume("t", "c") for _ in range(50)))
-    got = [(m.partition, m.record.offset) for m in results if m is not None]
-    assert len(got) == 40
-    assert len(set(got)) == 40
-    assert broker.storage.offsets.committed("c") == {("t", 0): 20, ("t", 1): 20}
-
-
-async def test_group_members_split_partitions_and_commit() -> None:
-    broker = make_broker(default_partitions=2)
-    await broker.produce("t", [ProduceRecord(b"a", partition=0), ProduceRecord(b"b", partition=1)])
-    first = await broker.group_fetch("g", "t", "m1", FetchLimits())
-    assert first.assignment == [0, 1]
-    second = await broker.group_fetch("g", "t", "m2", FetchLimits())
-    assert second.assignment == [1]
-    await broker.commit("g", [CommitOffset("t", 0, 1)])
-    info = broker.describe_group("g")
-    assert [(o.partition, o.committed_offset, o.lag) for o in info.offsets] == [(0, 1, 0)]
-    assert {m.member_id for m in info.members} == {"m1", "m2"}
-
-
-async def test_group_fetch_with_commit_resumes_after_restart_of_members() -> None:
-    broker = make_broker()
-    await broker.produce("t", values(5))
-    got = await broker.group_fetch("g", "t", "m1", FetchLimits(max_records=3), commit=True)
-    assert [item.record.offset for item in got.records] == [0, 1, 2]
-    broker.leave("g", "t", "m1")
-    again = await broker.group_fetch("g", "t", "m9", FetchLimits())
-    assert [item.record.offset for item in again.records] == [3, 4]
-
-
-async def test_reset_and_delete_group() -> None:
-    broker = make_broker()
-    await broker.produce("t", values(5))
-    info = await broker.reset_group("g", "t", StartPosition.latest())
-    assert info.offsets[0].committed_offset == 5
-    await broker.delete_group("g")
-    with pytest.raises(GroupNotFound):
-        broker.describe_group("g")
-
-
 async def test_stream_cursor_follows_new_records() -> None:
     broker = make_broker()
     await broker.produce("t", values(2))
@@ -146,10 +101,3 @@ async def test_stream_cursor_follows_new_records() -> None:
     assert await cursor.next_batch(0.01) == []
     broker.wake_all()
     assert await cursor.next_batch(1.0) is None
-
-
-async def test_consume_locks_are_forgotten_after_use() -> None:
-    broker = make_broker()
-    await broker.produce("t", values(3))
-    await asyncio.gather(*(broker.consume("t", f"c{i}") for i in range(10)))
-    assert len(broker._consume_locks) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import statistics
 import threading
@@ -12,7 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
+from minimq.server.connection_limit import REFUSAL_BUDGET
 from tests.reliability.conftest import FULL, scale
 from tests.support.processes import BrokerProcess
 
@@ -103,5 +106,78 @@ def test_connections_beyond_the_limit_get_503(data_dir: Path) -> None:
             )
             assert refused.status_code == 503, refused.text
         time.sleep(0.5)
+        accepted = httpx.post(f"{broker.url}/v1/topics/t/records", json={"records": [{"value": 1}]})
+        assert accepted.status_code == 200
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+# Descriptors the broker may open meanwhile for reasons of its own.
+FD_SLACK = 4
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def settled_fds(pid: int) -> int:
+    """The broker's descriptor count once two readings 0.2 s apart agree."""
+    last = open_fds(pid)
+    for _ in range(50):
+        time.sleep(0.2)
+        now = open_fds(pid)
+        if now == last:
+            return now
+        last = now
+    raise AssertionError(f"the broker's descriptor count never settled (last {last})")
+
+
+def fds_drop_to(pid: int, bound: int, within_s: float = 10.0) -> bool:
+    """Whether the broker's descriptor count falls to ``bound`` within ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while open_fds(pid) > bound:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def first_answer(sock: socket.socket) -> str:
+    """The status code of the first answer on ``sock``, "closed" or "reset"."""
+    try:
+        data = sock.recv(4096)
+    except ConnectionResetError:
+        return "reset"
+    return data.split(b" ", 2)[1].decode() if data else "closed"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_refused_connections_hold_a_bounded_number_of_descriptors(data_dir: Path) -> None:
+    """600 clients against a limit of 10: refusals included, the broker's sockets stay bounded."""
+    limit, clients = 10, 600
+    with BrokerProcess(data_dir, ["--max-connections", str(limit)]) as broker:
+        assert broker.process is not None
+        pid = broker.process.pid
+        baseline = settled_fds(pid)
+        sockets = []
+        try:
+            for _ in range(clients):
+                sock = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+                sock.sendall(HEALTHZ)
+                sockets.append(sock)
+            # Every connection is answered (or, beyond the refusal budget, maybe just
+            # closed) once the broker has accepted it; after the last, no refusal is
+            # waiting to be accepted, and the clients keep all of theirs open.
+            answers = [first_answer(sock) for sock in sockets]
+            held = open_fds(pid)
+            assert answers.count("200") == limit
+            assert answers.count("503") >= REFUSAL_BUDGET
+            assert set(answers) <= {"200", "503", "closed", "reset"}
+            assert held <= baseline + limit + REFUSAL_BUDGET + FD_SLACK, (baseline, held)
+            # And refusals do not linger long: soon only the admitted connections are left.
+            assert fds_drop_to(pid, baseline + limit + FD_SLACK)
+        finally:
+            for sock in sockets:
+                sock.close()
+        assert fds_drop_to(pid, baseline + FD_SLACK)  # the admitted ones are closed too
         accepted = httpx.post(f"{broker.url}/v1/topics/t/records", json={"records": [{"value": 1}]})
         assert accepted.status_code == 200

@@ -57,7 +57,14 @@ def test_members_share_partitions_and_take_over_when_one_leaves(client: httpx.Cl
     second = group_fetch(client, "g1", "shared", "b")
     assert second["assignment"] == [2, 3]
     first = client.post("/v1/groups/g1/heartbeat", json={"topic": "shared", "member_id": "a"})
-    assert first.json() == {"member_id": "a", "assignment": [0, 1]}
+    assert first.json() == {
+        "group": "g1",
+        "topic": "shared",
+        "member_id": "a",
+        "generation": second["generation"],
+        "assignment": [0, 1],
+    }
+    assert second["generation"] > alone["generation"]
     assert (
         client.post("/v1/groups/g1/leave", json={"topic": "shared", "member_id": "b"}).status_code
         == 204
@@ -90,7 +97,11 @@ def test_commit_describe_lag_list_reset_delete(client: httpx.Client) -> None:
     assert fetched["positions"] == [{"partition": 0, "offset": 3}, {"partition": 1, "offset": 0}]
     committed = client.post(
         "/v1/groups/g3/commit",
-        json={"offsets": [{"topic": "lag", "partition": 1, "offset": 4}], "member_id": "m"},
+        json={
+            "offsets": [{"topic": "lag", "partition": 1, "offset": 4}],
+            "member_id": "m",
+            "generation": fetched["generation"],
+        },
     )
     assert committed.json() == {"committed": [{"topic": "lag", "partition": 1, "offset": 4}]}
     info = client.get("/v1/groups/g3").json()
@@ -113,15 +124,25 @@ def test_commit_describe_lag_list_reset_delete(client: httpx.Client) -> None:
         "/v1/groups/g3/commit", json={"offsets": [{"topic": "lag", "partition": 0, "offset": 99}]}
     )
     assert too_far.status_code == 416
+    refused = client.delete("/v1/groups/g3")
+    assert refused.json()["error"]["code"] == "GROUP_HAS_MEMBERS"
+    client.post("/v1/groups/g3/leave", json={"topic": "lag", "member_id": "m"})
     assert client.delete("/v1/groups/g3").status_code == 204
     assert client.get("/v1/groups/g3").json()["error"]["code"] == "GROUP_NOT_FOUND"
     assert client.delete("/v1/groups/g3").status_code == 404
 
 
-def test_member_id_is_generated_and_unknown_topic_is_404(client: httpx.Client) -> None:
+def test_a_read_without_member_id_is_no_member_and_unknown_topic_is_404(
+    client: httpx.Client,
+) -> None:
     make_topic(client, "anon", 1, 1)
     response = client.get("/v1/groups/g4/topics/anon/records")
-    assert len(response.json()["member_id"]) >= 16
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["member_id"], body["generation"], body["assignment"]) == (None, None, [0])
+    assert client.get("/v1/groups/g4").json()["error"]["code"] == "GROUP_NOT_FOUND"
+    joined = client.post("/v1/groups/g4/join", json={"topic": "anon"}).json()
+    assert len(joined["member_id"]) >= 16 and joined["assignment"] == [0]
     missing = client.get("/v1/groups/g4/topics/nothing-here/records")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "TOPIC_NOT_FOUND"

@@ -187,3 +187,115 @@ def test_request_metrics_keep_a_bounded_label_set(client: httpx.Client) -> None:
     assert (after[0] - before[0], after[1] - before[1]) == (5, 5)
     text = client.get("/metrics").text
     assert "PROPFIND" not in text and "/no/such/route" not in text
+
+
+MINUTE_MS = 60_000
+DAY_MS = 24 * 60 * MINUTE_MS
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def stored_values(client: httpx.Client, topic: str) -> list[Any]:
+    info = client.get(f"/v1/topics/{topic}").json()
+    values = []
+    for partition in range(info["partitions"]):
+        page = client.get(f"/v1/topics/{topic}/partitions/{partition}/records").json()
+        values.extend(record["value"] for record in page["records"])
+    return values
+
+
+def test_topic_timestamp_bounds_are_accepted_and_described(client: httpx.Client) -> None:
+    bounds = {"message_timestamp_before_max_ms": DAY_MS, "message_timestamp_after_max_ms": 0}
+    created = client.post("/v1/topics", json={"name": "bounded", **bounds})
+    assert created.status_code == 201, created.text
+    assert {k: created.json()["config"][k] for k in bounds} == bounds
+    assert {k: client.get("/v1/topics/bounded").json()["config"][k] for k in bounds} == bounds
+    # Unset: null, like fsync, meaning the broker-wide default.
+    inherits = client.post("/v1/topics", json={"name": "inherits"}).json()["config"]
+    assert {k: inherits[k] for k in bounds} == dict.fromkeys(bounds)
+    for bad in (-1, 2**63, "1h", True):
+        refused = client.post(
+            "/v1/topics", json={"name": "bad-bound", "message_timestamp_after_max_ms": bad}
+        )
+        assert refused.status_code == 400, (bad, refused.text)
+    assert client.get("/v1/topics/bad-bound").status_code == 404
+
+
+# Needs check_timestamps called in Broker.produce (minimq.core.timestamps).
+def test_produce_outside_the_timestamp_bounds_is_refused_whole(client: httpx.Client) -> None:
+    client.post(
+        "/v1/topics",
+        json={
+            "name": "stamped",
+            "partitions": 3,
+            "message_timestamp_before_max_ms": DAY_MS,
+            "message_timestamp_after_max_ms": MINUTE_MS,
+        },
+    )
+    url = "/v1/topics/stamped/records"
+    now = now_ms()
+    for bad in (now + 10 * MINUTE_MS, now + 365 * DAY_MS, now - 2 * DAY_MS, 0):
+        records = [
+            {"value": "fine", "key": "a", "timestamp": now},
+            {"value": "unstamped", "key": "b"},
+            {"value": "bad", "key": "c", "timestamp": bad},
+        ]
+        refused = client.post(url, json={"records": records})
+        assert refused.status_code == 400, (bad, refused.text)
+        assert refused.json()["error"]["code"] == "INVALID_TIMESTAMP"
+    assert stored_values(client, "stamped") == [], "a refused request stored records"
+    assert client.get("/v1/topics/stamped").json()["messages"] == 0
+
+    within = [
+        {"value": "hour-old", "timestamp": now_ms() - 60 * MINUTE_MS},
+        {"value": "a-bit-ahead", "timestamp": now_ms() + 10_000},
+        {"value": "unstamped"},
+    ]
+    accepted = client.post(url, json={"records": within})
+    assert accepted.status_code == 200, accepted.text
+    assert sorted(stored_values(client, "stamped")) == ["a-bit-ahead", "hour-old", "unstamped"]
+
+    # A topic without bounds of its own gets the broker's: Kafka 4.0's defaults,
+    # any time in the past and at most one hour ahead.
+    default_url = "/v1/topics/default-bounds/records"
+    ahead = client.post(
+        default_url, json={"records": [{"value": 1, "timestamp": now + 2 * 60 * MINUTE_MS}]}
+    )
+    assert ahead.status_code == 400
+    assert ahead.json()["error"]["code"] == "INVALID_TIMESTAMP"
+    ancient = client.post(default_url, json={"records": [{"value": 2, "timestamp": 1}]})
+    assert ancient.status_code == 200, ancient.text
+    assert stored_values(client, "default-bounds") == [2]
+
+
+# Needs check_timestamps in Broker.produce and the flags passed on to BrokerSettings.
+def test_broker_wide_timestamp_bounds_apply_to_topics_without_their_own(tmp_path: Any) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    flags = [
+        "--message-timestamp-before-max-ms",
+        str(DAY_MS),
+        "--message-timestamp-after-max-ms",
+        "0",
+    ]
+    with BrokerProcess(data, flags) as broker, httpx.Client(base_url=broker.url) as client:
+        url = "/v1/topics/auto/records"  # auto-created: no bounds of its own
+        ahead = client.post(
+            url, json={"records": [{"value": 1, "timestamp": now_ms() + MINUTE_MS}]}
+        )
+        assert ahead.status_code == 400, ahead.text
+        old = client.post(url, json={"records": [{"value": 2, "timestamp": now_ms() - 2 * DAY_MS}]})
+        assert old.status_code == 400, old.text
+        assert client.post(url, json={"records": [{"value": 3}]}).status_code == 200
+        recent = client.post(url, json={"records": [{"value": 4, "timestamp": now_ms() - 1_000}]})
+        assert recent.status_code == 200, recent.text
+        assert stored_values(client, "auto") == [3, 4]
+        # A topic's own bound wins over the broker's.
+        client.post("/v1/topics", json={"name": "own", "message_timestamp_after_max_ms": DAY_MS})
+        own = client.post(
+            "/v1/topics/own/records",
+            json={"records": [{"value": 5, "timestamp": now_ms() + MINUTE_MS}]},
+        )
+        assert own.status_code == 200, own.text

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from minimq.errors import (
     TopicAlreadyExists,
     TopicNotFound,
 )
-from minimq.storage import FsyncPolicy, TopicConfig, validate_topic_name
+from minimq.storage import FsyncPolicy, TopicConfig, open_storage, validate_topic_name
 from minimq.storage.engine import DiskStorage
 from minimq.storage.topics import validate_config
 from tests.storage.conftest import records
@@ -70,6 +71,10 @@ def test_topic_name_rule(name: str) -> None:
         TopicConfig(retention_bytes=-5),
         TopicConfig(segment_ms=0),
         TopicConfig(fsync="always"),  # type: ignore[arg-type]
+        TopicConfig(message_timestamp_before_max_ms=-1),
+        TopicConfig(message_timestamp_after_max_ms=2**63),
+        TopicConfig(message_timestamp_after_max_ms=True),
+        TopicConfig(message_timestamp_before_max_ms="1"),  # type: ignore[arg-type]
     ],
 )
 def test_invalid_configs_are_rejected(config: TopicConfig) -> None:
@@ -101,3 +106,32 @@ async def test_create_list_and_delete(storage: DiskStorage, data_dir: Path) -> N
         await logs.delete_topic("b.topic")
     await logs.create_topic("b.topic", TopicConfig())
     assert logs.partition("b.topic", 0).end_offset == 0
+
+
+async def test_timestamp_bounds_are_persisted_with_the_topic(data_dir: Path) -> None:
+    bounded = TopicConfig(
+        message_timestamp_before_max_ms=0, message_timestamp_after_max_ms=2**63 - 1
+    )
+    storage = await open_storage(data_dir)
+    await storage.logs.create_topic("bounded", bounded)
+    await storage.logs.create_topic("inherits", TopicConfig())
+    await storage.close()
+    storage = await open_storage(data_dir)
+    assert storage.logs.topic_config("bounded") == bounded
+    assert storage.logs.topic_config("inherits") == TopicConfig()
+    await storage.close()
+
+
+async def test_a_topic_json_from_before_the_timestamp_bounds_still_opens(data_dir: Path) -> None:
+    storage = await open_storage(data_dir)
+    await storage.logs.create_topic("old", TopicConfig(partitions=2, retention_ms=5_000))
+    await storage.close()
+    path = data_dir / "topics" / "old" / "topic.json"
+    document = json.loads(path.read_bytes())
+    del document["message_timestamp_before_max_ms"], document["message_timestamp_after_max_ms"]
+    path.write_text(json.dumps(document))
+    storage = await open_storage(data_dir)
+    # Read as "the broker-wide default", not rebuilt as unreadable metadata.
+    assert storage.logs.topic_config("old") == TopicConfig(partitions=2, retention_ms=5_000)
+    assert not path.with_name("topic.json.bad").exists()
+    await storage.close()

@@ -103,12 +103,25 @@ class MemoryLogStore:
 
 
 class MemoryOffsetStore:
+    """Committed offsets in a dict, updated only after the "write" returned (as SQLite's are).
+
+    Tests may hold commits at ``gate`` (an unset event) to race other work
+    against a commit in flight, and make the next commits fail with
+    ``failures`` (exceptions raised in order, nothing stored).
+    """
+
     def __init__(self) -> None:
         self.offsets: dict[str, dict[tuple[str, int], int]] = {}
+        self.gate: asyncio.Event | None = None
+        self.failures: list[Exception] = []
 
     async def commit(self, group: str, offsets: Iterable[tuple[str, int, int]]) -> None:
         entries = list(offsets)
         await asyncio.sleep(0)
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failures:
+            raise self.failures.pop(0)
         stored = self.offsets.setdefault(group, {})
         for topic, partition, offset in entries:
             stored[(topic, partition)] = offset

@@ -10,11 +10,12 @@ from typing import Any
 import uvloop
 
 from minimq.cli.options import add_token_option
-from minimq.environment import env
+from minimq.core.timestamps import DEFAULT_AFTER_MAX_MS, DEFAULT_BEFORE_MAX_MS
+from minimq.environment import env, one_of, port
 from minimq.errors import InvalidConfig
 from minimq.server.config import MIB, BrokerConfig
 from minimq.server.process import serve
-from minimq.storage.api import FsyncPolicy
+from minimq.storage.api import UNBOUNDED_MS, FsyncPolicy
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
     )
     add(
         "--port",
-        type=int,
+        type=port,
         default=int(env("MINIMQ_PORT", "5000") or 5000),
         help="port (env MINIMQ_PORT; default %(default)s)",
     )
@@ -47,6 +48,7 @@ def register(subparsers: Any) -> None:
     add_token_option(parser)
     add(
         "--log-level",
+        type=one_of("DEBUG", "INFO", "WARNING", "ERROR"),
         default=env("MINIMQ_LOG_LEVEL", "INFO"),
         help="DEBUG, INFO, WARNING or ERROR (env MINIMQ_LOG_LEVEL; default %(default)s)",
     )
@@ -98,6 +100,21 @@ def register(subparsers: Any) -> None:
         default=float(env("MINIMQ_RETENTION_CHECK_INTERVAL") or 60),
         help="seconds between retention checks (env MINIMQ_RETENTION_CHECK_INTERVAL)",
     )
+    add(
+        "--message-timestamp-before-max-ms",
+        type=int,
+        default=int(env("MINIMQ_MESSAGE_TIMESTAMP_BEFORE_MAX_MS") or DEFAULT_BEFORE_MAX_MS),
+        help="refuse records stamped more than this before broker time, for topics that set"
+        " no bound (env MINIMQ_MESSAGE_TIMESTAMP_BEFORE_MAX_MS; default %(default)s;"
+        f" {UNBOUNDED_MS} means no bound)",
+    )
+    add(
+        "--message-timestamp-after-max-ms",
+        type=int,
+        default=int(env("MINIMQ_MESSAGE_TIMESTAMP_AFTER_MAX_MS") or DEFAULT_AFTER_MAX_MS),
+        help="refuse records stamped more than this after broker time, for topics that set"
+        " no bound (env MINIMQ_MESSAGE_TIMESTAMP_AFTER_MAX_MS; default %(default)s)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -115,6 +132,13 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
             raise InvalidConfig(f"{flag} must be positive, not {value}")
     if args.request_timeout <= 0 or args.retention_check_interval <= 0:
         raise InvalidConfig("--request-timeout and --retention-check-interval must be positive")
+    bounds = {
+        "--message-timestamp-before-max-ms": args.message_timestamp_before_max_ms,
+        "--message-timestamp-after-max-ms": args.message_timestamp_after_max_ms,
+    }
+    for flag, value in bounds.items():
+        if not 0 <= value <= UNBOUNDED_MS:
+            raise InvalidConfig(f"{flag} must be 0-{UNBOUNDED_MS}, not {value}")
     return BrokerConfig(
         data_dir=args.data_dir,
         host=args.host,
@@ -130,6 +154,8 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
         max_connections=args.max_connections,
         auto_create_topics=not args.no_auto_create_topics,
         retention_check_interval_s=args.retention_check_interval,
+        message_timestamp_before_max_ms=args.message_timestamp_before_max_ms,
+        message_timestamp_after_max_ms=args.message_timestamp_after_max_ms,
     )
 
 

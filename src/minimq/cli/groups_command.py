@@ -55,8 +55,10 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(groups)
         return 0
-    rows = [(g.group, ",".join(g.topics), str(g.members)) for g in groups]
-    print_table(("GROUP", "TOPICS", "MEMBERS"), rows)
+    rows = [
+        (g.group, ",".join(g.topics), str(g.members), g.state, f"{g.total_lag:,}") for g in groups
+    ]
+    print_table(("GROUP", "TOPICS", "MEMBERS", "STATE", "LAG"), rows)
     return 0
 
 
@@ -100,7 +102,10 @@ def _show(group: GroupInfo, as_json: bool) -> None:
     if as_json:
         print_json(group)
         return
-    print(f"group {group.group}: {len(group.members)} member(s)")
+    print(
+        f"group {group.group}: {len(group.members)} member(s), {group.state},"
+        f" generation {group.generation}, total lag {group.total_lag:,}"
+    )
     offsets = [
         (
             o.topic,

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from minimq import __version__
+from minimq.environment import InvalidEnvironment
 
 # Command name -> the module that registers it. Only the named command's module
 # is imported when one is given, so `minimq broker` starts without loading the
@@ -47,7 +48,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     named = arguments[0] if arguments and arguments[0] in COMMAND_MODULES else None
-    args = build_parser(named).parse_args(arguments)
+    try:
+        parser = build_parser(named)
+    except InvalidEnvironment as exc:
+        # Variables are read while the parsers are built, before argparse could
+        # report anything; the same one line and status as for a bad flag.
+        prog = f"minimq {named}" if named else "minimq"
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(arguments)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

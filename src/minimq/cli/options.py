@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from minimq.environment import env
+from minimq.environment import env, http_url
 
 
 def add_broker_url_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker-url",
+        type=http_url,
         default=env("MINIMQ_BROKER_URL", "http://localhost:5000"),
         help="broker base URL (env MINIMQ_BROKER_URL; default %(default)s)",
     )

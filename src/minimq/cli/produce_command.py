@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
-import orjson
-
 from minimq.cli.client_support import (
     client_from_args,
     exit_code_for,
@@ -31,7 +29,7 @@ from minimq.cli.client_support import (
     reports_errors,
 )
 from minimq.cli.options import add_client_options
-from minimq.client import Producer, RecordMetadata
+from minimq.client import Producer, RecordMetadata, strict_json
 from minimq.errors import InvalidRequest, MiniMQError
 
 FORMATS = ("text", "json", "record")
@@ -63,9 +61,11 @@ def parse_line(line: str, fmt: str, number: int) -> dict[str, Any]:
     if fmt == "text":
         return {"value": line}
     try:
-        parsed = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"line {number}: invalid JSON ({exc})") from None
+        # The strict rule the broker applies: no silent float for a huge
+        # integer, no duplicate key quietly dropped.
+        parsed = strict_json.loads(line)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"line {number}: invalid JSON ({exc.message})") from None
     if fmt == "json":
         return {"value": parsed}
     if not isinstance(parsed, dict) or "value" not in parsed:

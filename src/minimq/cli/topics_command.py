@@ -32,6 +32,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument(
         "--fsync", help="'always', 'interval:<ms>' or 'never' (default: the broker's policy)"
     )
+    create.add_argument(
+        "--message-timestamp-before-max-ms",
+        type=int,
+        help="refuse records stamped more than this before broker time (default: the broker's)",
+    )
+    create.add_argument(
+        "--message-timestamp-after-max-ms",
+        type=int,
+        help="refuse records stamped more than this after broker time (default: the broker's)",
+    )
     create.set_defaults(handler=reports_errors(_create))
 
     describe = actions.add_parser("describe", help="configuration and per-partition offsets")
@@ -65,6 +75,8 @@ def _create(args: argparse.Namespace) -> int:
             retention_bytes=args.retention_bytes,
             segment_bytes=args.segment_bytes,
             fsync=args.fsync,
+            message_timestamp_before_max_ms=args.message_timestamp_before_max_ms,
+            message_timestamp_after_max_ms=args.message_timestamp_after_max_ms,
         )
     if args.json:
         print_json(topic)

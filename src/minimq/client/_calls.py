@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
+from minimq.client import strict_json
 from minimq.client._models import (
     FetchResult,
     GroupFetchResult,
     GroupInfo,
+    GroupMembership,
     GroupSummary,
     RecordMetadata,
     TopicInfo,
@@ -71,10 +73,6 @@ def _group_list(payload: Any) -> list[GroupSummary]:
     return [GroupSummary.from_json(g) for g in _require(payload, "groups")["groups"]]
 
 
-def _assignment(payload: Any) -> list[int]:
-    return [int(p) for p in _require(payload, "assignment")["assignment"]]
-
-
 def _metadata_parser(topic: str) -> Callable[[Any], list[RecordMetadata]]:
     def parse(payload: Any) -> list[RecordMetadata]:
         offsets = _require(payload, "offsets")["offsets"]
@@ -107,6 +105,8 @@ def create_topic(
     retention_bytes: int | None,
     segment_bytes: int | None,
     fsync: str | None,
+    message_timestamp_before_max_ms: int | None = None,
+    message_timestamp_after_max_ms: int | None = None,
 ) -> Call[TopicInfo]:
     body = _drop_none(
         {
@@ -116,6 +116,8 @@ def create_topic(
             "retention_bytes": retention_bytes,
             "segment_bytes": segment_bytes,
             "fsync": fsync,
+            "message_timestamp_before_max_ms": message_timestamp_before_max_ms,
+            "message_timestamp_after_max_ms": message_timestamp_after_max_ms,
         }
     )
     return Call("POST", "/v1/topics", TopicInfo.from_json, body=body)
@@ -148,6 +150,10 @@ def record_entry(
 ) -> dict[str, Any]:
     """One produce entry; the optional fields are omitted when ``None`` (a null value is kept).
 
+    Every way to produce (``Client``, ``AsyncClient``, ``Producer``) builds its
+    records here, so this is where a record that is not strict JSON is refused
+    (:class:`InvalidRequest`), before anything is sent or buffered.
+
     Called once per record by :class:`~minimq.client.Producer`, hence the plain ``if`` chain.
     """
     entry: dict[str, Any] = {"value": value}
@@ -159,6 +165,7 @@ def record_entry(
         entry["partition"] = partition
     if timestamp is not None:
         entry["timestamp"] = timestamp
+    strict_json.check_record(entry)
     return entry
 
 
@@ -194,6 +201,7 @@ def group_fetch(
     topic: str,
     *,
     member_id: str | None,
+    generation: int | None = None,
     limit: int,
     wait_ms: int,
     commit: bool,
@@ -207,18 +215,25 @@ def group_fetch(
     }
     if member_id is not None:
         params["member_id"] = member_id
+    if generation is not None:
+        params["generation"] = generation
     path = f"/v1/groups/{segment(group)}/topics/{segment(topic)}/records"
     # Not idempotent: every group fetch advances the member's positions.
     return Call("GET", path, GroupFetchResult.from_json, params, wait_ms=wait_ms)
 
 
 def commit(
-    group: str, offsets: Sequence[tuple[str, int, int]], *, member_id: str | None
+    group: str,
+    offsets: Sequence[tuple[str, int, int]],
+    *,
+    member_id: str | None,
+    generation: int | None = None,
 ) -> Call[None]:
     body = _drop_none(
         {
             "offsets": [{"topic": t, "partition": p, "offset": o} for t, p, o in offsets],
             "member_id": member_id,
+            "generation": generation,
         }
     )
     # Committing the same offsets twice leaves the same state: safe to retry.
@@ -226,10 +241,23 @@ def commit(
     return Call("POST", path, _nothing, body=body, idempotent=True)
 
 
-def heartbeat(group: str, topic: str, member_id: str) -> Call[list[int]]:
-    body = {"topic": topic, "member_id": member_id}
+def join_group(
+    group: str, topic: str, member_id: str | None, assignor: str | None = None
+) -> Call[GroupMembership]:
+    body = _drop_none({"topic": topic, "member_id": member_id, "assignor": assignor})
+    path = f"/v1/groups/{segment(group)}/join"
+    # Joining again as the same member changes nothing; without an id it makes a new one.
+    return Call(
+        "POST", path, GroupMembership.from_json, body=body, idempotent=member_id is not None
+    )
+
+
+def heartbeat(
+    group: str, topic: str, member_id: str, generation: int | None = None
+) -> Call[GroupMembership]:
+    body = _drop_none({"topic": topic, "member_id": member_id, "generation": generation})
     path = f"/v1/groups/{segment(group)}/heartbeat"
-    return Call("POST", path, _assignment, body=body, idempotent=True)
+    return Call("POST", path, GroupMembership.from_json, body=body, idempotent=True)
 
 
 def leave_group(group: str, topic: str, member_id: str) -> Call[None]:

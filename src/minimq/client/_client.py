@@ -35,6 +35,7 @@ from minimq.client._models import (
     FetchResult,
     GroupFetchResult,
     GroupInfo,
+    GroupMembership,
     GroupSummary,
     Record,
     RecordMetadata,
@@ -151,6 +152,8 @@ class Client:
         retention_bytes: int | None = None,
         segment_bytes: int | None = None,
         fsync: str | None = None,
+        message_timestamp_before_max_ms: int | None = None,
+        message_timestamp_after_max_ms: int | None = None,
     ) -> TopicInfo:
         return self._send(
             _calls.create_topic(
@@ -160,6 +163,8 @@ class Client:
                 retention_bytes=retention_bytes,
                 segment_bytes=segment_bytes,
                 fsync=fsync,
+                message_timestamp_before_max_ms=message_timestamp_before_max_ms,
+                message_timestamp_after_max_ms=message_timestamp_after_max_ms,
             )
         )
 
@@ -217,22 +222,44 @@ class Client:
             )
         )
 
+    def join_group(
+        self,
+        group: str,
+        topic: str,
+        member_id: str | None = None,
+        *,
+        assignor: str | None = None,
+    ) -> GroupMembership:
+        """Join ``group`` to read ``topic`` (a new member id when none is given).
+
+        Returns the member id, the group's generation and the member's
+        partitions. Joining again as a member learns the current generation.
+        """
+        return self._send(_calls.join_group(group, topic, member_id, assignor))
+
     def group_fetch(
         self,
         group: str,
         topic: str,
         *,
         member_id: str | None = None,
+        generation: int | None = None,
         limit: int = 100,
         wait_ms: int = 0,
         commit: bool = False,
         auto_offset_reset: str = "earliest",
     ) -> GroupFetchResult:
+        """Records for ``member_id`` (a read without membership when None).
+
+        With ``generation`` the fetch is refused (``StaleGeneration``) once
+        that generation is over, instead of being served in the new one.
+        """
         return self._send(
             _calls.group_fetch(
                 group,
                 topic,
                 member_id=member_id,
+                generation=generation,
                 limit=limit,
                 wait_ms=wait_ms,
                 commit=commit,
@@ -246,13 +273,20 @@ class Client:
         offsets: Sequence[tuple[str, int, int]],
         *,
         member_id: str | None = None,
+        generation: int | None = None,
     ) -> None:
-        """Durably store ``(topic, partition, next offset to read)`` positions for ``group``."""
-        self._send(_calls.commit(group, offsets, member_id=member_id))
+        """Durably store ``(topic, partition, next offset to read)`` positions for ``group``.
 
-    def heartbeat(self, group: str, topic: str, member_id: str) -> list[int]:
-        """Keep ``member_id`` alive in ``group`` (joining it if new); returns its partitions."""
-        return self._send(_calls.heartbeat(group, topic, member_id))
+        A member commits with its ``generation``, only partitions it owns;
+        without ``member_id`` the group must have no live members.
+        """
+        self._send(_calls.commit(group, offsets, member_id=member_id, generation=generation))
+
+    def heartbeat(
+        self, group: str, topic: str, member_id: str, generation: int | None = None
+    ) -> GroupMembership:
+        """Keep ``member_id`` alive in ``group`` (joining it if new and no generation is given)."""
+        return self._send(_calls.heartbeat(group, topic, member_id, generation))
 
     def leave_group(self, group: str, topic: str, member_id: str) -> None:
         self._send(_calls.leave_group(group, topic, member_id))

@@ -151,11 +151,15 @@ class FetchResult:
 
 @dataclass(frozen=True, slots=True)
 class GroupFetchResult:
-    """Records handed to one group member, with its assignment and new positions."""
+    """Records handed to one group member, with its generation, assignment and new positions.
+
+    ``member_id`` and ``generation`` are None for a read without membership.
+    """
 
     group: str
     topic: str
-    member_id: str
+    member_id: str | None
+    generation: int | None
     assignment: list[int]
     records: list[Record]
     positions: dict[int, int]
@@ -163,10 +167,12 @@ class GroupFetchResult:
     @classmethod
     def from_json(cls, payload: Any) -> GroupFetchResult:
         data = _require(payload, "group", "topic", "member_id", "assignment", "records")
+        generation = data.get("generation")
         return cls(
             group=data["group"],
             topic=data["topic"],
             member_id=data["member_id"],
+            generation=None if generation is None else int(generation),
             assignment=[int(p) for p in data["assignment"]],
             records=records_from_json(data["records"]),
             positions={int(p["partition"]): int(p["offset"]) for p in data.get("positions") or []},
@@ -174,14 +180,37 @@ class GroupFetchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupMembership:
+    """A member's place in its group: id, generation, and its partitions of the topic."""
+
+    member_id: str
+    generation: int
+    assignment: list[int]
+
+    @classmethod
+    def from_json(cls, payload: Any) -> GroupMembership:
+        data = _require(payload, "member_id", "generation", "assignment")
+        return cls(
+            member_id=data["member_id"],
+            generation=int(data["generation"]),
+            assignment=[int(p) for p in data["assignment"]],
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class GroupOffset:
-    """A group's committed position on one partition and how far behind the end it is."""
+    """A group's place on one partition: committed offset (None: nothing yet) and lag.
+
+    Lag counts the records still to read, from the committed offset or, with
+    nothing committed, from the log start.
+    """
 
     topic: str
     partition: int
     committed_offset: int | None
     end_offset: int
     lag: int
+    start_offset: int = 0
 
     @classmethod
     def from_json(cls, payload: Any) -> GroupOffset:
@@ -193,6 +222,7 @@ class GroupOffset:
             committed_offset=None if committed is None else int(committed),
             end_offset=int(data["end_offset"]),
             lag=int(data.get("lag", 0)),
+            start_offset=int(data.get("start_offset", 0)),
         )
 
 
@@ -218,19 +248,28 @@ class GroupMember:
 
 @dataclass(frozen=True, slots=True)
 class GroupInfo:
-    """A group's live members and committed offsets."""
+    """A group's state, live members, and its place on every partition it reads."""
 
     group: str
     members: list[GroupMember]
     offsets: list[GroupOffset]
+    state: str = "Empty"
+    generation: int = 0
+    protocol_type: str | None = None
+    total_lag: int = 0
 
     @classmethod
     def from_json(cls, payload: Any) -> GroupInfo:
         data = _require(payload, "group")
+        offsets = [GroupOffset.from_json(o) for o in data.get("offsets", [])]
         return cls(
             group=data["group"],
             members=[GroupMember.from_json(m) for m in data.get("members", [])],
-            offsets=[GroupOffset.from_json(o) for o in data.get("offsets", [])],
+            offsets=offsets,
+            state=str(data.get("state", "Empty")),
+            generation=int(data.get("generation", 0)),
+            protocol_type=data.get("protocol_type"),
+            total_lag=int(data.get("total_lag", sum(o.lag for o in offsets))),
         )
 
 
@@ -241,6 +280,8 @@ class GroupSummary:
     group: str
     topics: list[str]
     members: int
+    state: str = "Empty"
+    total_lag: int = 0
 
     @classmethod
     def from_json(cls, payload: Any) -> GroupSummary:
@@ -249,4 +290,6 @@ class GroupSummary:
             group=data["group"],
             topics=list(data.get("topics", [])),
             members=int(data.get("members", 0)),
+            state=str(data.get("state", "Empty")),
+            total_lag=int(data.get("total_lag", 0)),
         )

@@ -1,6 +1,7 @@
 """The transport-agnostic broker: topics, produce, fetch, consumer groups, streams."""
 
 from minimq.core.broker import Broker, BrokerSettings
+from minimq.core.groups import GroupCoordinator
 from minimq.core.models import (
     CommitOffset,
     ConsumedMessage,
@@ -8,6 +9,7 @@ from minimq.core.models import (
     FetchResult,
     GroupFetchResult,
     GroupInfo,
+    GroupMembership,
     GroupOffset,
     GroupSummary,
     MemberInfo,
@@ -30,8 +32,10 @@ __all__ = [
     "ConsumedMessage",
     "FetchLimits",
     "FetchResult",
+    "GroupCoordinator",
     "GroupFetchResult",
     "GroupInfo",
+    "GroupMembership",
     "GroupOffset",
     "GroupSummary",
     "MemberInfo",

@@ -161,10 +161,26 @@ class FetchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupMembership:
+    """A member's place in its group: its id, the generation, and what it owns of a topic."""
+
+    member_id: str
+    generation: int
+    assignment: list[int]
+
+
+@dataclass(frozen=True, slots=True)
 class GroupFetchResult:
+    """Records handed out by a group fetch.
+
+    ``member_id`` and ``generation`` are None for a read without membership
+    (allowed only while the group has no live members).
+    """
+
     group: str
     topic: str
-    member_id: str
+    member_id: str | None
+    generation: int | None
     assignment: list[int]
     records: list[PartitionRecord]
     positions: dict[int, int]
@@ -180,14 +196,25 @@ class MemberInfo:
 
 @dataclass(frozen=True, slots=True)
 class GroupOffset:
+    """A group's place on one partition; ``committed_offset`` None when nothing is committed.
+
+    Lag counts the records still to read: from the committed offset, or from
+    the log start when nothing is committed (or retention removed the
+    committed position), to the end offset.
+    """
+
     topic: str
     partition: int
-    committed_offset: int
+    committed_offset: int | None
     end_offset: int
+    start_offset: int = 0
 
     @property
     def lag(self) -> int:
-        return max(0, self.end_offset - self.committed_offset)
+        read_from = self.start_offset
+        if self.committed_offset is not None:
+            read_from = max(read_from, self.committed_offset)
+        return max(0, self.end_offset - read_from)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +222,13 @@ class GroupInfo:
     group: str
     members: list[MemberInfo] = field(default_factory=list)
     offsets: list[GroupOffset] = field(default_factory=list)
+    state: str = "Empty"
+    protocol_type: str | None = None
+    generation: int = 0
+
+    @property
+    def total_lag(self) -> int:
+        return sum(offset.lag for offset in self.offsets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +236,8 @@ class GroupSummary:
     group: str
     topics: list[str]
     members: int
+    state: str = "Empty"
+    total_lag: int = 0
 
 
 class CommitOffset(NamedTuple):

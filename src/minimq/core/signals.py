@@ -13,21 +13,22 @@ Not thread-safe: every method must be called from the event loop thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 
-PartitionKey = tuple[str, int]
+# Partitions are keyed (topic, partition); other keys (a group's rebalance) work alike.
+SignalKey = Hashable
 
 
 class PartitionSignals:
     def __init__(self) -> None:
-        self._futures: dict[PartitionKey, asyncio.Future[None]] = {}
+        self._futures: dict[SignalKey, asyncio.Future[None]] = {}
         self._closed = False
 
     @property
     def closed(self) -> bool:
         return self._closed
 
-    def notify(self, key: PartitionKey) -> None:
+    def notify(self, key: SignalKey) -> None:
         """Wake every waiter of ``key`` (called after an append to it)."""
         future = self._futures.pop(key, None)
         if future is not None and not future.done():
@@ -42,7 +43,7 @@ class PartitionSignals:
         self._closed = True
         self.notify_all()
 
-    async def wait_any(self, keys: Iterable[PartitionKey], timeout: float) -> bool:
+    async def wait_any(self, keys: Iterable[SignalKey], timeout: float) -> bool:
         """Wait until one of ``keys`` is notified or ``timeout`` seconds pass.
 
         Returns True when woken by a notification, False on timeout or shutdown.

@@ -23,36 +23,16 @@ import os
 import socket
 from dataclasses import dataclass
 
-from minimq.environment import env
+from minimq.environment import (
+    InvalidEnvironment,
+    env,
+    http_url,
+    name_list,
+    positive_int,
+    positive_number,
+)
 
 DEFAULT_TOPICS = "temperature,humidity,pressure"
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0: {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
-def topic_list(text: str) -> list[str]:
-    topics = [name.strip() for name in text.split(",") if name.strip()]
-    if not topics:
-        raise argparse.ArgumentTypeError("needs at least one topic")
-    return topics
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +59,27 @@ class SimulatorConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The simulator's flags; string defaults from the environment go through ``type``."""
+    """The simulator's flags; string defaults from the environment go through ``type``.
+
+    A variable that breaks its rule ends the program here, as argparse would
+    for a bad flag: ``python -m minimq.producer`` has no other shell to say so.
+    """
+    try:
+        _add_arguments(parser)
+    except InvalidEnvironment as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker-url",
+        type=http_url,
         default=env("BROKER_URL", env("MINIMQ_BROKER_URL", "http://localhost:5000")),
         help="broker base URL (env BROKER_URL or MINIMQ_BROKER_URL; default %(default)s)",
     )
     parser.add_argument(
         "--topics",
-        type=topic_list,
+        type=name_list,
         default=env("TOPICS", DEFAULT_TOPICS),
         help="comma-separated topics to pick from at random (env TOPICS; default %(default)s)",
     )
@@ -98,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--interval",
-        type=positive_float,
+        type=positive_number,
         default=env("INTERVAL_SECONDS", "2"),
         help="seconds between readings of each producer (env INTERVAL_SECONDS; default 2)",
     )

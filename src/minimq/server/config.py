@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minimq.core import BrokerSettings
+from minimq.core.timestamps import DEFAULT_AFTER_MAX_MS, DEFAULT_BEFORE_MAX_MS, TimestampBounds
 from minimq.storage.api import FsyncPolicy
 
 MIB = 1024 * 1024
@@ -29,6 +30,9 @@ class BrokerConfig:
     auto_create_topics: bool = True
     retention_check_interval_s: float = 60.0
     shutdown_timeout_s: float = 10.0
+    # Defaults for topics that set no bound of their own (minimq.core.timestamps).
+    message_timestamp_before_max_ms: int = DEFAULT_BEFORE_MAX_MS
+    message_timestamp_after_max_ms: int = DEFAULT_AFTER_MAX_MS
 
     @property
     def broker_settings(self) -> BrokerSettings:
@@ -37,6 +41,9 @@ class BrokerConfig:
             auto_create_topics=self.auto_create_topics,
             max_record_bytes=self.max_record_bytes,
             session_timeout_ms=self.session_timeout_ms,
+            timestamp_bounds=TimestampBounds(
+                self.message_timestamp_before_max_ms, self.message_timestamp_after_max_ms
+            ),
         )
 
     @property

@@ -8,6 +8,15 @@ accepted connection: while ``limit`` connections are open, a new one gets a
 ``503 TOO_MANY_CONNECTIONS`` JSON answer and is closed, without ever reaching
 aiohttp.
 
+A refusal holds a descriptor too, so refusals are bounded as well: the answer
+is written the moment the connection is accepted, the sending side is shut,
+and the socket is closed when the client closes its own, or after
+:data:`LINGER_S`. At most :data:`REFUSAL_BUDGET` refusals wait like that at
+once; beyond it, a refused connection is closed as soon as it is accepted.
+So however many clients connect, the broker holds at most
+``limit + REFUSAL_BUDGET`` client sockets, besides those it is closing in the
+loop step that accepted them.
+
 Concurrency: runs on the event-loop thread only (asyncio protocol callbacks).
 """
 
@@ -23,12 +32,14 @@ from aiohttp import web
 from minimq.server.produce_lane import ProduceLane
 from minimq.server.protocol_errors import request_handler
 
-# Answer once the request starts arriving (or after this long), so the client
-# is not still sending when the answer goes out.
-REFUSAL_GRACE_S: Final = 1.0
-# Then keep reading and discarding for up to this long: closing a socket with
-# unread input sends a reset, which can destroy the answer before it is read.
-LINGER_S: Final = 2.0
+# After the answer, keep reading and discarding for up to this long before
+# closing: closing a socket with unread input sends a reset, which can destroy
+# the answer before the client has read it. A client that reads the answer and
+# closes ends the wait at once.
+LINGER_S: Final = 1.0
+# Refusals lingering at once; more are closed without waiting. Well-behaved
+# clients close on the answer within a round trip, so only a flood fills this.
+REFUSAL_BUDGET: Final = 64
 _BODY = orjson.dumps(
     {"error": {"code": "TOO_MANY_CONNECTIONS", "message": "too many open connections"}}
 )
@@ -39,43 +50,36 @@ REFUSAL: Final = (
 
 
 class _RefuseConnection(asyncio.Protocol):
-    """Answers 503 to whatever arrives first (or after a grace period), then closes."""
+    """Answers 503 at once, then lingers (while ``lingering`` has room) or closes."""
 
-    def __init__(self) -> None:
-        self._transport: asyncio.Transport | None = None
+    def __init__(self, lingering: set[_RefuseConnection]) -> None:
+        self._lingering = lingering
         self._timer: asyncio.TimerHandle | None = None
-        self._answered = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
-        self._transport = cast(asyncio.Transport, transport)
-        self._timer = asyncio.get_running_loop().call_later(REFUSAL_GRACE_S, self._refuse)
+        stream = cast(asyncio.Transport, transport)
+        # Even when closing at once: the answer costs no descriptor (the kernel
+        # sends it after the close), and a client that has not sent its request
+        # yet still reads it.
+        stream.write(REFUSAL)
+        if len(self._lingering) >= REFUSAL_BUDGET or not stream.can_write_eof():
+            stream.close()
+            return
+        self._lingering.add(self)
+        stream.write_eof()
+        self._timer = asyncio.get_running_loop().call_later(LINGER_S, stream.close)
 
     def data_received(self, data: bytes) -> None:
-        if not self._answered:
-            self._refuse()
+        pass  # the request, or whatever else: the answer is out already
 
     def eof_received(self) -> bool:
-        if not self._answered:
-            self._refuse()
-        return False  # the client is done sending: close once the answer is out
+        return False  # the client is done too: close now
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._transport = None
-
-    def _refuse(self) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing():
-            return
-        self._answered = True
-        if self._timer is not None:
-            self._timer.cancel()
-        transport.write(REFUSAL)
-        if transport.can_write_eof():
-            transport.write_eof()
-        self._timer = asyncio.get_running_loop().call_later(LINGER_S, transport.close)
+        self._lingering.discard(self)
 
 
 class ConnectionLimiter:
@@ -84,7 +88,12 @@ class ConnectionLimiter:
     A connection starts in the produce lane (:mod:`minimq.server.produce_lane`),
     which hands it to aiohttp's handler (with JSON errors, see
     :mod:`minimq.server.protocol_errors`) for anything but small produces; the
-    limit counts the connections of both.
+    limit counts the connections of both, and refusals have a budget of their
+    own (see the module docstring).
+
+    Both counts grow in ``connection_made``, not here. That is exact on uvloop,
+    which the broker runs on: libuv accepts one connection per loop iteration
+    and the connection is made before the next is accepted.
     """
 
     def __init__(self, server: web.Server, lane: ProduceLane, limit: int) -> None:
@@ -92,8 +101,9 @@ class ConnectionLimiter:
         self._lane = lane
         self._limit = limit
         self._aiohttp_handler = functools.partial(request_handler, server)
+        self._refusals: set[_RefuseConnection] = set()
 
     def __call__(self) -> asyncio.BaseProtocol:
         if len(self._server.connections) + len(self._lane.connections) >= self._limit:
-            return _RefuseConnection()
+            return _RefuseConnection(self._refusals)
         return self._lane.connection(self._aiohttp_handler)

@@ -6,6 +6,7 @@ import orjson
 from aiohttp import web
 
 from minimq.errors import (
+    GroupConflict,
     InvalidRequest,
     MessageTooLarge,
     MiniMQError,
@@ -27,6 +28,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[MiniMQError], int], ...] = (
     (NotFound, 404),
     (RequestTimeout, 408),
     (TopicAlreadyExists, 409),
+    (GroupConflict, 409),
     (RequestTooLarge, 413),
     (MessageTooLarge, 413),
     (OffsetOutOfRange, 416),

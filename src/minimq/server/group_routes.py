@@ -1,4 +1,4 @@
-"""Handlers for consumer groups: group fetch, commit, heartbeat, leave, describe, reset."""
+"""Handlers for consumer groups: join, group fetch, commit, heartbeat, leave, describe, reset."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import cast
 
 from aiohttp import web
 
-from minimq.core import CommitOffset, ResetPolicy, StartPosition
+from minimq.core import CommitOffset, GroupMembership, ResetPolicy, StartPosition
 from minimq.errors import InvalidRequest
 from minimq.server import inputs, serialize
 from minimq.server.context import context, json_response
@@ -25,27 +25,52 @@ def _member(value: str | None) -> str | None:
     return inputs.group_name(value, "member_id") if value is not None else None
 
 
-@routes.get("/v1/groups/{group}/topics/{topic}/records")
+def _membership(group: str, topic: str, membership: GroupMembership) -> dict[str, object]:
+    return {
+        "group": group,
+        "topic": topic,
+        "member_id": membership.member_id,
+        "generation": membership.generation,
+        "assignment": membership.assignment,
+    }
+
+
+_GENERATION_LIMIT = 2**62
+
+
+# No HEAD: a group fetch moves the member's positions (and with commit=true the
+# committed offsets), so a HEAD would hand records to nobody.
+@routes.get("/v1/groups/{group}/topics/{topic}/records", allow_head=False)
 async def group_fetch(request: web.Request) -> web.Response:
     group = _group(request)
     topic = inputs.topic_name(request.match_info["topic"])
     member = _member(request.query.get("member_id"))
+    generation = (
+        inputs.query_int(request, "generation", 0, 0, _GENERATION_LIMIT)
+        if "generation" in request.query
+        else None
+    )
+    if generation is not None and member is None:
+        raise InvalidRequest("'generation' goes with a 'member_id'")
     limits = fetch_limits(request)
     commit = inputs.query_bool(request, "commit", False)
     reset = inputs.query_choice(request, "auto_offset_reset", ("earliest", "latest"), "earliest")
-    result = await context(request).broker.group_fetch(
+    result = await context(request).broker.groups.fetch(
         group,
         topic,
         member,
         limits,
+        generation=generation,
         commit=commit,
         auto_offset_reset=cast(ResetPolicy, reset),
+        requester_gone=lambda: request.transport is None or request.transport.is_closing(),
     )
     return json_response(
         {
             "group": group,
             "topic": topic,
             "member_id": result.member_id,
+            "generation": result.generation,
             "assignment": result.assignment,
             "records": serialize.records(topic, result.records),
             "positions": [
@@ -59,8 +84,13 @@ async def group_fetch(request: web.Request) -> web.Response:
 async def commit(request: web.Request) -> web.Response:
     group = _group(request)
     body = await context(request).json_body(request)
-    inputs.reject_unknown(body, frozenset({"offsets", "member_id"}), "request body")
-    _member(inputs.field(body, "member_id", str))
+    inputs.reject_unknown(body, frozenset({"offsets", "member_id", "generation"}), "request body")
+    member = _member(inputs.field(body, "member_id", str))
+    generation = inputs.int_field(body, "generation", 0, _GENERATION_LIMIT)
+    if member is not None and generation is None:
+        raise InvalidRequest("a member's commit needs its 'generation' (from join or fetch)")
+    if generation is not None and member is None:
+        raise InvalidRequest("'generation' goes with a 'member_id'")
     raw_offsets = inputs.field(body, "offsets", list, required=True) or []
     if not raw_offsets:
         raise InvalidRequest("'offsets' must hold at least one entry")
@@ -75,7 +105,7 @@ async def commit(request: web.Request) -> web.Response:
                 inputs.int_field(item, "offset", 0, _MAX_OFFSET, required=True) or 0,
             )
         )
-    committed = await context(request).broker.commit(group, offsets)
+    committed = await context(request).broker.groups.commit(group, offsets, member, generation)
     return json_response(
         {
             "committed": [
@@ -85,40 +115,67 @@ async def commit(request: web.Request) -> web.Response:
     )
 
 
-async def _topic_and_member(request: web.Request, member_required: bool) -> tuple[str, str | None]:
+_MEMBER_FIELDS = frozenset({"topic", "member_id", "generation"})
+
+
+@routes.post("/v1/groups/{group}/join")
+async def join(request: web.Request) -> web.Response:
+    group = _group(request)
     body = await context(request).json_body(request)
-    inputs.reject_unknown(body, frozenset({"topic", "member_id"}), "request body")
+    inputs.reject_unknown(body, frozenset({"topic", "member_id", "assignor"}), "request body")
     topic = inputs.topic_name(inputs.field(body, "topic", str, required=True) or "")
-    return topic, _member(inputs.field(body, "member_id", str, required=member_required))
+    member = _member(inputs.field(body, "member_id", str))
+    assignor = inputs.field(body, "assignor", str)
+    membership = context(request).broker.groups.join(group, topic, member, assignor)
+    return json_response(_membership(group, topic, membership))
 
 
 @routes.post("/v1/groups/{group}/heartbeat")
 async def heartbeat(request: web.Request) -> web.Response:
     group = _group(request)
-    topic, member = await _topic_and_member(request, member_required=False)
-    member_id, assignment = context(request).broker.heartbeat(group, topic, member)
-    return json_response({"member_id": member_id, "assignment": assignment})
+    body = await context(request).json_body(request)
+    inputs.reject_unknown(body, _MEMBER_FIELDS, "request body")
+    topic = inputs.topic_name(inputs.field(body, "topic", str, required=True) or "")
+    # Required: a heartbeat without a member id would make a member nobody runs.
+    member = _member(inputs.field(body, "member_id", str, required=True)) or ""
+    generation = inputs.int_field(body, "generation", 0, _GENERATION_LIMIT)
+    membership = context(request).broker.groups.heartbeat(group, topic, member, generation)
+    return json_response(_membership(group, topic, membership))
 
 
 @routes.post("/v1/groups/{group}/leave")
 async def leave(request: web.Request) -> web.Response:
     group = _group(request)
-    topic, member = await _topic_and_member(request, member_required=True)
-    context(request).broker.leave(group, topic, member or "")
+    body = await context(request).json_body(request)
+    inputs.reject_unknown(body, _MEMBER_FIELDS, "request body")
+    topic = inputs.topic_name(inputs.field(body, "topic", str, required=True) or "")
+    member = _member(inputs.field(body, "member_id", str, required=True)) or ""
+    context(request).broker.groups.leave(group, topic, member)
     return web.Response(status=204)
 
 
 @routes.get("/v1/groups")
 async def list_groups(request: web.Request) -> web.Response:
-    groups = context(request).broker.list_groups()
+    groups = context(request).broker.groups.list_groups()
     return json_response(
-        {"groups": [{"group": g.group, "topics": g.topics, "members": g.members} for g in groups]}
+        {
+            "groups": [
+                {
+                    "group": g.group,
+                    "topics": g.topics,
+                    "members": g.members,
+                    "state": g.state,
+                    "total_lag": g.total_lag,
+                }
+                for g in groups
+            ]
+        }
     )
 
 
 @routes.get("/v1/groups/{group}")
 async def describe_group(request: web.Request) -> web.Response:
-    info = context(request).broker.describe_group(_group(request))
+    info = context(request).broker.groups.describe(_group(request))
     return json_response(serialize.group_info(info))
 
 
@@ -147,11 +204,11 @@ async def reset(request: web.Request) -> web.Response:
     else:
         raise InvalidRequest("'to' must be earliest, latest, offset or timestamp")
     partition = inputs.int_field(body, "partition", 0, 1023)
-    info = await context(request).broker.reset_group(group, topic, start, partition)
+    info = await context(request).broker.groups.reset(group, topic, start, partition)
     return json_response(serialize.group_info(info))
 
 
 @routes.delete("/v1/groups/{group}")
 async def delete_group(request: web.Request) -> web.Response:
-    await context(request).broker.delete_group(_group(request))
+    await context(request).broker.groups.delete(_group(request))
     return web.Response(status=204)

@@ -45,23 +45,38 @@ async def read_json(request: web.Request, max_bytes: int, timeout_s: float) -> A
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise RequestTooLarge(f"request body of {declared} bytes exceeds {max_bytes} bytes")
+    try:
+        raw = await _read_bounded(request, max_bytes, timeout_s)
+    except web.RequestPayloadError as exc:
+        # aiohttp could not decode the body (a Content-Encoding that does not
+        # match it): the client's mistake, not a broker fault. The rest of the
+        # body cannot be read either, so the connection closes after the answer
+        # (else aiohttp would try to drain it and log the decode error again).
+        if request.protocol is not None:
+            request.protocol.force_close()
+        raise InvalidRequest(
+            f"the request body could not be decoded: {exc.__cause__ or exc}"
+        ) from None
+    return parse_body(raw)
+
+
+async def _read_bounded(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:
     if request.content.is_eof():
         # Already fully buffered (the common small request): take it without
         # awaiting, so no timer and no read coroutine per request.
         raw = request.content.read_nowait()
         if len(raw) > max_bytes:
             raise RequestTooLarge(f"request body exceeds {max_bytes} bytes")
-    else:
-        try:
-            async with asyncio.timeout(timeout_s):
-                raw = await _read_capped(request, max_bytes)
-        except TimeoutError:
-            raise RequestTimeout(f"request body not received within {timeout_s:g}s") from None
-        except ConnectionResetError:
-            # The client hung up mid-body: nobody reads the answer, but this is
-            # bad input like any other, not a broker fault worth a traceback.
-            raise InvalidRequest("the client hung up before the body arrived") from None
-    return parse_body(raw)
+        return raw
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_capped(request, max_bytes)
+    except TimeoutError:
+        raise RequestTimeout(f"request body not received within {timeout_s:g}s") from None
+    except ConnectionResetError:
+        # The client hung up mid-body: nobody reads the answer, but this is
+        # bad input like any other, not a broker fault worth a traceback.
+        raise InvalidRequest("the client hung up before the body arrived") from None
 
 
 def parse_body(raw: bytes) -> Any:

@@ -29,6 +29,8 @@ log = logging.getLogger("minimq.broker")
 
 # How long an idle keep-alive connection stays open, in aiohttp and in the produce lane.
 KEEPALIVE_TIMEOUT_S = 75.0
+# How often silent group members are checked for an expired session.
+SESSION_SWEEP_INTERVAL_S = 0.5
 
 
 async def serve(config: BrokerConfig) -> int:
@@ -46,7 +48,7 @@ async def serve(config: BrokerConfig) -> int:
         return 1
     metrics = BrokerMetrics()
     broker = Broker(storage, config.broker_settings, metrics)
-    metrics.watch_group_lag(broker.group_lags)
+    metrics.watch_group_lag(broker.groups.lags)
     gate = RequestGate(config.max_connections, config.token)
     runner = web.AppRunner(
         create_app(broker, config, metrics, gate),
@@ -94,18 +96,30 @@ async def serve(config: BrokerConfig) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    retention = asyncio.create_task(_retention_loop(broker, config.retention_check_interval_s))
+    housekeeping = [
+        asyncio.create_task(_retention_loop(broker, config.retention_check_interval_s)),
+        asyncio.create_task(_session_expiry_loop(broker)),
+    ]
     await stop.wait()
     log.info("shutting down: finishing in-flight requests")
-    retention.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await retention
+    for task in housekeeping:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     listener.close()
     # Side by side, so shutdown_timeout_s bounds both, as it bounded aiohttp's alone.
     await asyncio.gather(lane.shutdown(config.shutdown_timeout_s), runner.cleanup())
     await broker.close()
     log.info("broker stopped; data flushed and fsynced")
     return 0
+
+
+async def _session_expiry_loop(broker: Broker) -> None:
+    # Requests to a group expire its members too; this sweep moves the partitions
+    # of a member that went silent in a group nobody else is talking to either.
+    while True:
+        await asyncio.sleep(SESSION_SWEEP_INTERVAL_S)
+        broker.groups.expire_sessions()
 
 
 async def _retention_loop(broker: Broker, interval_s: float) -> None:

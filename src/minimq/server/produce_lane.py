@@ -14,16 +14,26 @@ is exactly:
 
 * ``POST /produce`` or ``POST /v1/topics/<name>/records`` (a plain topic name,
   no query string), HTTP/1.1, keep-alive;
-* framed by one ``Content-Length`` of at most :data:`MAX_BODY_BYTES`, with no
-  ``Transfer-Encoding``, ``Expect`` or ``Upgrade`` header, and the whole header
-  block in hand.
+* framed by one ``Content-Length`` of at most :data:`MAX_BODY_BYTES`, with the
+  whole header block in hand;
+* carrying only headers the lane knows (:data:`_LANE_HEADERS`), each at most
+  once, ``Host`` among them.
 
-Anything else (another route, HTTP/1.0, ``Connection: close``, a chunked or
-large body, a header block split across reads, a parse error) hands the
-connection to aiohttp, together with every byte of the current request: aiohttp
-then serves that request and the rest of the connection as it serves any
-other, so routing, limits, errors and the slow-client defences stay aiohttp's
-for everything unusual. The lane never takes a connection back.
+Anything else (another route, HTTP/1.0, ``Connection: close``, a chunked,
+compressed or large body, ``Expect``, an unknown or repeated header, a header
+block split across reads, a parse error) hands the connection to aiohttp,
+together with every byte of the current request: aiohttp then serves that
+request and the rest of the connection as it serves any other, so routing,
+limits, errors and the slow-client defences stay aiohttp's for everything
+unusual. The lane never takes a connection back. The header list is an
+allowlist, not a list of headers to refuse, because a header the lane has not
+thought about may change what aiohttp would answer (``Content-Encoding: gzip``
+is decompressed there; a repeated ``Host`` is a 400 there).
+
+End of input.  Once the client has closed its sending side, a request still
+incomplete never completes: the lane hands it to aiohttp at once, which closes
+the connection as it closes its own (a request the lane is serving is answered
+first).
 
 Same answers.  Auth and the in-flight cap are the shared
 :class:`~minimq.server.gate.RequestGate`; the work is
@@ -76,8 +86,32 @@ LEGACY_ROUTE: Final = "/produce"
 RECORDS_ROUTE: Final = "/v1/topics/{topic}/records"
 _RECORDS_TARGET = re.compile(rb"/v1/topics/([A-Za-z0-9._-]{1,249})/records")
 _HEAD_END = b"\r\n\r\n"
-# Headers that change how a request is framed or answered: such requests go to aiohttp.
-_HANDED_OFF_HEADERS = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+
+# The request headers the lane serves, by lower-case name, each a bit of the
+# request's seen-headers mask (a second one of any of them goes to aiohttp,
+# which refuses a repeated Host, Content-Length, Content-Type or User-Agent).
+# What the lane does with each:
+_HOST: Final = 1  # required, as aiohttp requires it of HTTP/1.1; the value is unused on both paths
+_CONTENT_LENGTH: Final = 2  # the framing: one plain decimal, or aiohttp decides
+_AUTHORIZATION: Final = 4  # the bearer check, on the value as aiohttp reads it
+_CONNECTION: Final = 8  # only "keep-alive"; close, upgrade or a list of options go to aiohttp
+_LANE_HEADERS: Final = {
+    b"host": _HOST,
+    b"content-length": _CONTENT_LENGTH,
+    b"authorization": _AUTHORIZATION,
+    b"connection": _CONNECTION,
+    # Read by neither path: the routes parse the body as JSON whatever its declared
+    # type, answer JSON whatever is accepted and never compress an answer, and
+    # aiohttp takes Keep-Alive's parameters as advice it does not follow.
+    b"content-type": 16,
+    b"accept": 32,
+    b"accept-encoding": 64,
+    b"user-agent": 128,
+    b"keep-alive": 256,
+}
+# Everything else goes to aiohttp, because it may change the answer there:
+# Content-Encoding (decompressed), Transfer-Encoding, Expect (100-continue, or
+# 417), Upgrade, Trailer, TE, and every header not listed.
 
 
 class _HandOff(Exception):
@@ -202,6 +236,7 @@ class LaneConnection(asyncio.Protocol):
         self._target = b""
         self._content_length: int | None = None
         self._authorization = b""
+        self._seen_headers = 0
         self._headers_complete = False
         self._message_complete = False
 
@@ -229,7 +264,9 @@ class LaneConnection(asyncio.Protocol):
         if self._busy:
             return True  # keep the transport open to send the response in progress
         if self._buffer:
-            self._hand_off()  # aiohttp decides what a truncated request gets
+            # aiohttp decides what a truncated request gets (it closes the
+            # connection, and _hand_off does that for it).
+            self._hand_off()
             return True
         return False
 
@@ -248,21 +285,22 @@ class LaneConnection(asyncio.Protocol):
         self._target += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name == b"content-length":
-            # One plain decimal length or aiohttp decides (lists, signs, repeats).
-            if self._content_length is not None or not value.isdigit() or len(value) > 18:
+        header = _LANE_HEADERS.get(name.lower(), 0)
+        if not header or self._seen_headers & header:
+            raise _HandOff  # unknown or repeated: aiohttp decides (see _LANE_HEADERS)
+        self._seen_headers |= header
+        if header == _CONTENT_LENGTH:
+            # One plain decimal length or aiohttp decides (lists, signs, spaces).
+            if not value.isdigit() or len(value) > 18:
                 raise _HandOff
             self._content_length = int(value)
-        elif name == b"authorization":
-            # aiohttp reads the first of repeated headers; the lane takes none.
-            if self._authorization:
+        elif header == _AUTHORIZATION:
+            # Non-ASCII goes to aiohttp, whose check sees the value decoded and
+            # re-encoded (lossily, for invalid UTF-8). Trailing blanks it strips, as here.
+            if not value.isascii():
                 raise _HandOff
-            self._authorization = value
-        elif name == b"connection":
-            if value.lower() != b"keep-alive":
-                raise _HandOff
-        elif name in _HANDED_OFF_HEADERS:
+            self._authorization = value.rstrip(b" \t")
+        elif header == _CONNECTION and value.lower() != b"keep-alive":
             raise _HandOff
 
     def on_headers_complete(self) -> None:
@@ -301,7 +339,10 @@ class LaneConnection(asyncio.Protocol):
             return
         length = self._content_length or 0
         if len(buffer) - body_start < length:
-            self._await_body()
+            if self._eof:
+                self._hand_off()  # the rest can no longer arrive: no point waiting for it
+            else:
+                self._await_body()
             return
         self._cancel_body_deadline()
         end = body_start + length
@@ -334,6 +375,7 @@ class LaneConnection(asyncio.Protocol):
         return (
             self._headers_complete
             and length is not None
+            and (self._seen_headers & _HOST) != 0
             and length <= self._lane.max_body_bytes
             and self._parser.get_method() == b"POST"
             and self._parser.get_http_version() == "1.1"
@@ -424,7 +466,18 @@ class LaneConnection(asyncio.Protocol):
     # ---------------------------------------------------------------- hand-off
 
     def _hand_off(self) -> None:
-        """Give the connection, and every byte of the current request, to aiohttp."""
+        """Give the connection, and every byte of the current request, to aiohttp.
+
+        After end of input the transport is closed here unless aiohttp's
+        ``eof_received`` asks to keep it open, as the transport itself does with
+        an end it reports: it reported this one to the lane, which kept it open,
+        and aiohttp, told of it too late, would wait out its request timeout for
+        the rest of a request that cannot come. It is closed one loop step after
+        the bytes are handed over, as on aiohttp's own connections, where the end
+        always arrives in a later read than the data: aiohttp's handler starts
+        first and sees a client that hung up (400), not a connection already gone
+        (a ``RuntimeError`` and a 500).
+        """
         transport = self._transport
         if transport is None:
             return
@@ -440,7 +493,8 @@ class LaneConnection(asyncio.Protocol):
         if buffer:
             handler.data_received(buffer)
         if self._eof:
-            handler.eof_received()
+            if not handler.eof_received():
+                asyncio.get_running_loop().call_soon(transport.close)
         elif self._reading_paused:
             transport.resume_reading()
 
@@ -468,6 +522,7 @@ class LaneConnection(asyncio.Protocol):
         self._target = b""
         self._content_length = None
         self._authorization = b""
+        self._seen_headers = 0
         self._headers_complete = False
         self._message_complete = False
 

@@ -64,6 +64,9 @@ def topic_config(config: TopicConfig) -> dict[str, Any]:
         "retention_bytes": config.retention_bytes,
         "segment_bytes": config.segment_bytes,
         "fsync": str(config.fsync) if config.fsync is not None else None,
+        # null, like fsync's: the broker-wide default applies.
+        "message_timestamp_before_max_ms": config.message_timestamp_before_max_ms,
+        "message_timestamp_after_max_ms": config.message_timestamp_after_max_ms,
     }
 
 
@@ -101,6 +104,10 @@ def positions(items: RecordPositions) -> orjson.Fragment:
 def group_info(info: GroupInfo) -> dict[str, Any]:
     return {
         "group": info.group,
+        "state": info.state,
+        "protocol_type": info.protocol_type,
+        "generation": info.generation,
+        "total_lag": info.total_lag,
         "members": [
             {
                 "member_id": m.member_id,
@@ -115,6 +122,7 @@ def group_info(info: GroupInfo) -> dict[str, Any]:
                 "topic": o.topic,
                 "partition": o.partition,
                 "committed_offset": o.committed_offset,
+                "start_offset": o.start_offset,
                 "end_offset": o.end_offset,
                 "lag": o.lag,
             }

@@ -36,7 +36,8 @@ def _start(request: web.Request, partition: int | None) -> StartPosition:
     return StartPosition.at_offset(inputs.query_int(request, "from", 0, 0, 2**62))
 
 
-@routes.get("/v1/topics/{topic}/stream")
+# No HEAD: a stream's headers are followed by a body that never ends.
+@routes.get("/v1/topics/{topic}/stream", allow_head=False)
 async def stream(request: web.Request) -> web.StreamResponse:
     topic = inputs.topic_name(request.match_info["topic"])
     partition = (

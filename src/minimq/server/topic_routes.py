@@ -21,7 +21,16 @@ from minimq.storage.api import DEFAULT_SEGMENT_BYTES, FsyncPolicy, TopicConfig
 routes = web.RouteTableDef()
 
 _TOPIC_FIELDS = frozenset(
-    {"name", "partitions", "retention_ms", "retention_bytes", "segment_bytes", "fsync"}
+    {
+        "name",
+        "partitions",
+        "retention_ms",
+        "retention_bytes",
+        "segment_bytes",
+        "fsync",
+        "message_timestamp_before_max_ms",
+        "message_timestamp_after_max_ms",
+    }
 )
 _RECORD_FIELDS = frozenset({"value", "key", "headers", "partition", "timestamp"})
 _MAX_PARTITIONS = 1024
@@ -55,6 +64,13 @@ async def create_topic(request: web.Request) -> web.Response:
         segment_bytes=inputs.int_field(body, "segment_bytes", 4096, 2**31 - 1)
         or DEFAULT_SEGMENT_BYTES,
         fsync=fsync,
+        # 0 is a valid bound (Kafka's atLeast(0)); _MAX_I64 is Kafka's "unbounded".
+        message_timestamp_before_max_ms=inputs.int_field(
+            body, "message_timestamp_before_max_ms", 0, _MAX_I64
+        ),
+        message_timestamp_after_max_ms=inputs.int_field(
+            body, "message_timestamp_after_max_ms", 0, _MAX_I64
+        ),
     )
     info = await ctx.broker.create_topic(name, config)
     return json_response(serialize.topic_info(info), status=201)
@@ -177,12 +193,14 @@ async def produce_message(broker: Broker, body: dict[str, Any]) -> dict[str, Any
     return {"topic": topic, "partition": position.partition, "offset": position.offset}
 
 
-@routes.get("/consume")
+# allow_head=False: a read that moves a position must never answer HEAD, which
+# would move it and throw the record away (aiohttp adds HEAD to GET routes).
+@routes.get("/consume", allow_head=False)
 async def legacy_consume(request: web.Request) -> web.Response:
     """The original contract: the next message for ``consumer_id``, or 204."""
     topic = inputs.topic_name(_required_query(request, "topic"))
     consumer = inputs.group_name(_required_query(request, "consumer_id"), "consumer_id")
-    consumed = await context(request).broker.consume(topic, consumer)
+    consumed = await context(request).broker.groups.consume(topic, consumer)
     if consumed is None:
         return web.Response(status=204)
     value = consumed.record.value

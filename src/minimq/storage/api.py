@@ -69,11 +69,21 @@ class FsyncPolicy:
 
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+# The largest timestamp bound, meaning "no bound": Kafka's Long.MAX_VALUE.
+UNBOUNDED_MS = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
 class TopicConfig:
-    """Per-topic settings, persisted atomically with the topic."""
+    """Per-topic settings, persisted atomically with the topic.
+
+    ``message_timestamp_before_max_ms`` / ``_after_max_ms`` (Kafka's
+    ``message.timestamp.before.max.ms`` / ``after.max.ms``): how far before
+    or after broker time a producer timestamp may lie, 0 to
+    :data:`UNBOUNDED_MS`; ``None`` takes the broker-wide default.  The broker
+    core enforces them at produce (``minimq.core.timestamps``); the log itself
+    stores whatever timestamp it is given.
+    """
 
     partitions: int = 1
     retention_ms: int | None = None
@@ -81,6 +91,8 @@ class TopicConfig:
     segment_bytes: int = DEFAULT_SEGMENT_BYTES
     segment_ms: int | None = None
     fsync: FsyncPolicy | None = None  # None: the broker-wide policy
+    message_timestamp_before_max_ms: int | None = None
+    message_timestamp_after_max_ms: int | None = None
 
 
 class PartitionLog(Protocol):

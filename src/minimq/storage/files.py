@@ -59,11 +59,17 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def storage_error(exc: OSError, what: str) -> StorageError:
-    """The MiniMQ error for a failed write or fsync: full disk or a failed log."""
+def storage_error(exc: OSError, what: str, *, log_failed: bool = True) -> StorageError:
+    """The MiniMQ error for a failed file operation: full disk, a failed log, or neither.
+
+    ``log_failed=False`` is for failures that changed nothing stored (files
+    that could not be created): the log is still writable, so anything but a
+    full disk is a plain ``StorageError``, not ``LogFailed``.
+    """
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFull(f"{what}: no space left on device")
-    return LogFailed(f"{what}: {os.strerror(exc.errno or errno.EIO)}")
+    reason = os.strerror(exc.errno or errno.EIO)
+    return LogFailed(f"{what}: {reason}") if log_failed else StorageError(f"{what}: {reason}")
 
 
 class DataDirLock:

@@ -32,6 +32,20 @@ the log writable again (a still-full disk then fails that append with
 ``StorageFull`` once more).  Under ``interval`` and ``never`` published bytes
 may not be durable yet, so those logs stay poisoned until reopened.
 
+Roll.  Before an append that would overfill the active segment (or once it
+is older than ``segment_ms``) the writer fsyncs that segment and its
+indexes, creates the next segment's three files, fsyncs the directory, and
+only then seals the old one and makes the new one active.  Creating the files
+is the step that fails for transient reasons (EMFILE, or ENOSPC for a new
+inode or directory block), and it changes nothing stored: ``Segment.create``
+removes whatever it made, the old segment stays active with its index files
+open, and the appends of the group from that point on fail (``StorageFull``
+or a plain ``StorageError``, never ``LogFailed``) without poisoning the log,
+so a later append retries the roll.  A failed fsync in either other step
+poisons the log as above.  Because the old segment was fsynced before the new
+files exist, a crash at any point leaves at most an empty last segment, which
+recovery accepts.
+
 Concurrency contract.  All public methods run on the event-loop thread.
 ``read`` and ``offset_for_timestamp`` are synchronous and only look at
 published state (segment list, each segment's published ``size``), which the
@@ -88,6 +102,14 @@ class _PendingAppend:
     record_count: int
     future: asyncio.Future[int]
     base_offset: int = field(default=-1)
+
+
+class _RollNotStarted(Exception):
+    """The next segment's files could not be created; the log is unchanged and writable."""
+
+    def __init__(self, error: StorageError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class DiskPartitionLog:
@@ -265,7 +287,15 @@ class DiskPartitionLog:
         while first < len(group):
             segment = self._segments[-1]
             if self._roll_due(segment, len(group[first].frame), now):
-                segment = await self._roll()
+                try:
+                    segment = await self._roll()
+                except _RollNotStarted as failed:
+                    # Nothing of group[first:] was written and the log is as it was:
+                    # refuse those appends, but leave the log writable so that a later
+                    # append retries the roll once the cause (EMFILE, ENOSPC) is gone.
+                    log.warning("%s: %s", self.directory, failed.error.message)
+                    _fail(group[first:], failed.error)
+                    break
             last = first + 1
             size = segment.size + len(group[first].frame)
             while last < len(group) and size + len(group[last].frame) <= self.config.segment_bytes:
@@ -333,17 +363,37 @@ class DiskPartitionLog:
         )
 
     async def _roll(self) -> Segment:
-        """Seal the active segment and start a new one at the end offset (holds ``_io_lock``)."""
+        """Seal the active segment and start a new one at the end offset (holds ``_io_lock``).
+
+        Three steps, in this order so that a sealed segment is durable before
+        its successor exists (see "Roll" in the module docstring):
+
+        1. fsync the active segment and its indexes: a failure poisons the log;
+        2. create the new segment's files: a failure raises :class:`_RollNotStarted`
+           and leaves the log exactly as it was, still writable;
+        3. fsync the directory, then seal the old segment: a failure poisons the log.
+        """
         old = self._segments[-1]
-
-        def seal_and_create() -> Segment:
-            old.seal()
-            new = Segment.create(self.directory, old.next_offset)
-            fsync_dir(self.directory)
-            return new
-
+        what = f"roll {old.log_path}"
         try:
-            new = await self._blocking(seal_and_create, f"roll {old.log_path}")
+            await self._blocking(old.sync, what)
+            try:
+                new = await asyncio.get_running_loop().run_in_executor(
+                    None, Segment.create, self.directory, old.next_offset
+                )
+            except OSError as exc:
+                error = storage_error(exc, f"{self.directory}: {what}", log_failed=False)
+                raise _RollNotStarted(error) from exc
+
+            def publish_new() -> None:
+                fsync_dir(self.directory)
+                old.seal()
+
+            try:
+                await self._blocking(publish_new, what)
+            except BaseException:
+                new.close()
+                raise
         except StorageError as exc:
             self._failure = exc
             raise
@@ -413,7 +463,17 @@ class DiskPartitionLog:
                 ):
                     victims += 1
                 if victims == len(self._segments):
-                    await self._roll()
+                    try:
+                        await self._roll()
+                    except _RollNotStarted as failed:
+                        # The active segment must stay (a log always has one): delete the
+                        # others now, and this one at a later check once it can roll.
+                        log.warning(
+                            "%s: expired active segment kept: %s",
+                            self.directory,
+                            failed.error.message,
+                        )
+                        victims -= 1
             if retention_bytes is not None:
                 remaining = self._size_bytes - sum(s.size for s in self._segments[:victims])
                 while (

@@ -110,14 +110,23 @@ class Segment:
 
     @classmethod
     def create(cls, directory: Path, base_offset: int) -> Segment:
-        """A new, empty active segment (blocking; the caller fsyncs the directory)."""
+        """A new, empty active segment (blocking; the caller fsyncs the directory).
+
+        If any of its three files cannot be created (EMFILE, ENOSPC, ...), the
+        ones already made are closed and removed before the ``OSError``
+        propagates: a leftover ``.log`` would make every later attempt fail on
+        ``O_EXCL``, so a failed roll could never be retried.
+        """
         name = segment_name(base_offset)
         fd = os.open(directory / (name + LOG_SUFFIX), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         segment = cls(directory, base_offset, fd)
         try:
             segment._open_index_files(truncate=True)
         except BaseException:
-            segment.close()
+            # Best effort: were a file left anyway, it is empty and recovery accepts
+            # an empty last segment, so nothing stored is at stake.
+            with contextlib.suppress(OSError):
+                segment.delete()
             raise
         return segment
 
@@ -411,8 +420,11 @@ class Segment:
                 os.fsync(fd)
 
     def seal(self) -> None:
-        """fsync everything and stop appending to the index files (blocking)."""
-        self.sync()
+        """Stop appending to the index files, once ``sync`` succeeded and the next segment exists.
+
+        Not part of ``sync``: a roll that then fails to create the next segment
+        leaves this one active, still appending to its index files.
+        """
         self._close_index_files()
 
     def _close_index_files(self) -> None:

@@ -25,7 +25,6 @@ are serialized by one lock and do their file work in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
 import re
@@ -39,13 +38,11 @@ from minimq.errors import (
     InvalidConfig,
     InvalidTopicName,
     PartitionNotFound,
-    StorageError,
-    StorageFull,
     TopicAlreadyExists,
     TopicNotFound,
 )
-from minimq.storage.api import FsyncPolicy, TopicConfig
-from minimq.storage.files import atomic_write, fsync_dir
+from minimq.storage.api import UNBOUNDED_MS, FsyncPolicy, TopicConfig
+from minimq.storage.files import atomic_write, fsync_dir, storage_error
 from minimq.storage.partition import DiskPartitionLog, now_ms
 
 log = logging.getLogger(__name__)
@@ -87,6 +84,10 @@ def validate_config(config: TopicConfig) -> TopicConfig:
     positive_or_none(config.retention_ms, "retention_ms")
     positive_or_none(config.retention_bytes, "retention_bytes")
     positive_or_none(config.segment_ms, "segment_ms")
+    for name in ("message_timestamp_before_max_ms", "message_timestamp_after_max_ms"):
+        bound = getattr(config, name)
+        if bound is not None and (type(bound) is not int or not 0 <= bound <= UNBOUNDED_MS):
+            raise InvalidConfig(f"{name} must be 0-{UNBOUNDED_MS} or unset, not {bound!r}")
     if config.fsync is not None and not isinstance(config.fsync, FsyncPolicy):
         raise InvalidConfig(f"fsync must be a FsyncPolicy or unset, not {config.fsync!r}")
     return config
@@ -101,6 +102,8 @@ def config_to_json(config: TopicConfig) -> bytes:
         "segment_bytes": config.segment_bytes,
         "segment_ms": config.segment_ms,
         "fsync": None if config.fsync is None else str(config.fsync),
+        "message_timestamp_before_max_ms": config.message_timestamp_before_max_ms,
+        "message_timestamp_after_max_ms": config.message_timestamp_after_max_ms,
     }
     return json.dumps(document, indent=2).encode() + b"\n"
 
@@ -116,6 +119,10 @@ def config_from_json(raw: bytes, path: Path) -> TopicConfig:
             segment_bytes=document["segment_bytes"],
             segment_ms=document["segment_ms"],
             fsync=None if fsync is None else FsyncPolicy.parse(fsync),
+            # Optional: topic.json files written before these settings existed lack
+            # them and mean the broker-wide default, as null does.
+            message_timestamp_before_max_ms=document.get("message_timestamp_before_max_ms"),
+            message_timestamp_after_max_ms=document.get("message_timestamp_after_max_ms"),
         )
         return validate_config(config)
     except (ValueError, KeyError, TypeError, InvalidConfig) as exc:
@@ -156,7 +163,7 @@ def _rebuild_config(topic_dir: Path, reason: str) -> TopicConfig:
     atomic_write(config_path, config_to_json(config))
     log.error(
         "%s: %s; rebuilt it with %d partition(s) and default settings (retention, segment "
-        "size, fsync): check them",
+        "size, fsync, timestamp bounds): check them",
         topic_dir,
         reason,
         config.partitions,
@@ -305,10 +312,11 @@ class DiskLogStore:
                 partitions = await asyncio.get_running_loop().run_in_executor(None, create)
             except OSError as exc:
                 # EMFILE (each partition keeps its active segment's three files
-                # open), ENOSPC, EIO...: a storage failure, not a broker bug.
-                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise StorageFull(f"cannot create topic {topic!r}: {exc.strerror}") from exc
-                raise StorageError(f"cannot create topic {topic!r}: {exc.strerror}") from exc
+                # open), ENOSPC, EIO...: a storage failure, not a broker bug.  Nothing
+                # of the topic is left, so no log has failed.
+                raise storage_error(
+                    exc, f"cannot create topic {topic!r}", log_failed=False
+                ) from exc
             self._configs[topic] = config
             self._partitions[topic] = partitions
 

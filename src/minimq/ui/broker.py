@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from minimq.client import Client
 from minimq.errors import (
     BrokerUnavailable,
+    GroupConflict,
     InvalidRequest,
     MessageTooLarge,
     MiniMQError,
@@ -41,6 +42,7 @@ UI_STATUS_BY_ERROR: tuple[tuple[type[MiniMQError], int], ...] = (
     (NotFound, 404),
     (InvalidRequest, 400),
     (TopicAlreadyExists, 409),
+    (GroupConflict, 409),
     (RequestTooLarge, 413),
     (MessageTooLarge, 413),
     (OffsetOutOfRange, 416),

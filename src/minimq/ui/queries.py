@@ -19,10 +19,6 @@ from minimq.errors import InvalidRequest
 from minimq.ui.records import matches
 
 RATE_WINDOW_MS = 60_000
-# The member id the UI consumes under.  It leaves the group right after each
-# "consume next", so it never keeps partitions away from real consumers for a
-# session timeout, and the next click starts again from the committed offset.
-UI_MEMBER_ID = "minimq-ui"
 FILTER_CHUNK = 500
 
 
@@ -233,9 +229,13 @@ class ConsumeResult:
 
 
 def consume_next(client: Client, group: str, topic: str, count: int) -> ConsumeResult:
-    """Take the next ``count`` records for ``group`` and commit past them (at-most-once)."""
-    result = client.group_fetch(group, topic, member_id=UI_MEMBER_ID, limit=count, commit=True)
-    client.leave_group(group, topic, UI_MEMBER_ID)
+    """Take the next ``count`` records for ``group`` and commit past them (at-most-once).
+
+    A read without membership: the UI never joins, so it never takes
+    partitions from (or forces a rebalance on) real consumers. The broker
+    allows it only while the group has no live members, else GroupHasMembers.
+    """
+    result = client.group_fetch(group, topic, limit=count, commit=True)
     return ConsumeResult(
         group=group,
         topic=topic,

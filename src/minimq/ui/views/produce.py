@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, render_template, request
 from werkzeug.datastructures import MultiDict
 
-from minimq.client import RecordMetadata
+from minimq.client import RecordMetadata, strict_json
 from minimq.errors import InvalidRequest, MiniMQError
 from minimq.ui.broker import broker, status_for
 from minimq.ui.params import optional_int_param, parse_int
@@ -45,22 +45,28 @@ class ProduceForm:
         )
 
     def parsed_value(self) -> Any:
+        """The typed value, by the broker's strict rule: refused with a reason, never rewritten.
+
+        Python's own parser would keep the last of two equal keys, read NaN, and
+        accept integers orjson cannot send (a 500, the input lost).
+        """
         if self.value_format == "text":
             return self.value
         try:
-            return json.loads(self.value)
-        except ValueError as exc:
+            return strict_json.loads(self.value)
+        except InvalidRequest as exc:
             raise InvalidRequest(
-                f"the value is not valid JSON ({exc}); choose Text to send it as a string"
+                f"the value cannot be sent as JSON ({exc.message}); "
+                "choose Text to send it as a string"
             ) from None
 
     def parsed_headers(self) -> dict[str, str] | None:
         if not self.headers:
             return None
         try:
-            headers = json.loads(self.headers)
-        except ValueError:
-            headers = None
+            headers = strict_json.loads(self.headers, "headers")
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"the headers cannot be sent as JSON ({exc.message})") from None
         if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
             raise InvalidRequest('headers must be a JSON object of strings, e.g. {"source": "ui"}')
         return headers

@@ -6,13 +6,18 @@
     ├── InvalidRequest               INVALID_REQUEST
     │   ├── InvalidTopicName         INVALID_TOPIC_NAME
     │   ├── InvalidConfig            INVALID_CONFIG
-    │   └── InvalidTimestamp         INVALID_TIMESTAMP
+    │   ├── InvalidTimestamp         INVALID_TIMESTAMP
+    │   ├── IdempotencyKeyReused     IDEMPOTENCY_KEY_REUSED
+    │   └── HeadersTooLarge          HEADERS_TOO_LARGE
     ├── Unauthorized                 UNAUTHORIZED
     ├── NotFound                     NOT_FOUND
     │   ├── TopicNotFound            TOPIC_NOT_FOUND
     │   ├── PartitionNotFound        PARTITION_NOT_FOUND
     │   └── GroupNotFound            GROUP_NOT_FOUND
     ├── TopicAlreadyExists           TOPIC_ALREADY_EXISTS
+    ├── LimitReached                 LIMIT_REACHED
+    │   ├── TopicLimitReached        TOPIC_LIMIT_REACHED
+    │   └── PartitionLimitReached    PARTITION_LIMIT_REACHED
     ├── GroupConflict                GROUP_CONFLICT
     │   ├── MemberFenced             MEMBER_FENCED        (rejoin, then go on)
     │   │   ├── StaleGeneration      STALE_GENERATION
@@ -25,10 +30,13 @@
     ├── MessageTooLarge              MESSAGE_TOO_LARGE
     ├── OffsetOutOfRange             OFFSET_OUT_OF_RANGE
     ├── RequestTimeout               REQUEST_TIMEOUT
+    ├── ExpectationFailed            EXPECTATION_FAILED
     ├── TooManyConnections           TOO_MANY_CONNECTIONS
+    ├── ResponseBufferFull           RESPONSE_BUFFER_FULL (retry shortly)
     ├── StorageError                 STORAGE_ERROR
     │   ├── StorageFull              STORAGE_FULL
     │   ├── LogFailed                LOG_FAILED
+    │   ├── OffsetsFailed            OFFSETS_FAILED
     │   ├── CorruptLog               CORRUPT_LOG
     │   └── DataDirLocked            DATA_DIR_LOCKED
     └── BrokerUnavailable            BROKER_UNAVAILABLE   (client side only)
@@ -36,17 +44,22 @@
 The HTTP server maps codes to status codes in exactly one place
 (``minimq.server.errors``); the client maps codes back to these classes with
 :func:`error_for_code`.  Codes are part of the public API and never change.
+
+An error may carry ``details``: JSON-ready facts about what did happen despite
+it (a produce that stored some of its partitions lists them), sent beside the
+code and message.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class MiniMQError(Exception):
     """Base of every MiniMQ error; ``code`` is stable and machine-readable."""
 
     code: ClassVar[str] = "INTERNAL_ERROR"
+    details: dict[str, Any] | None = None
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.code)
@@ -71,6 +84,18 @@ class InvalidTimestamp(InvalidRequest):
     code = "INVALID_TIMESTAMP"
 
 
+class IdempotencyKeyReused(InvalidRequest):
+    """An ``Idempotency-Key`` already used for a produce of other records (HTTP 422)."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class HeadersTooLarge(InvalidRequest):
+    """A record carries more headers, or more header bytes, than the broker accepts."""
+
+    code = "HEADERS_TOO_LARGE"
+
+
 class Unauthorized(MiniMQError):
     code = "UNAUTHORIZED"
 
@@ -93,6 +118,24 @@ class GroupNotFound(NotFound):
 
 class TopicAlreadyExists(MiniMQError):
     code = "TOPIC_ALREADY_EXISTS"
+
+
+class LimitReached(MiniMQError):
+    """A creation would pass one of the broker's configured resource bounds; nothing was made."""
+
+    code = "LIMIT_REACHED"
+
+
+class TopicLimitReached(LimitReached):
+    """The broker holds ``--max-topics`` topics already."""
+
+    code = "TOPIC_LIMIT_REACHED"
+
+
+class PartitionLimitReached(LimitReached):
+    """The new topic's partitions would take all topics past ``--max-partitions``."""
+
+    code = "PARTITION_LIMIT_REACHED"
 
 
 class GroupConflict(MiniMQError):
@@ -163,8 +206,20 @@ class RequestTimeout(MiniMQError):
     code = "REQUEST_TIMEOUT"
 
 
+class ExpectationFailed(MiniMQError):
+    """The request's ``Expect`` header asks for something other than ``100-continue``."""
+
+    code = "EXPECTATION_FAILED"
+
+
 class TooManyConnections(MiniMQError):
     code = "TOO_MANY_CONNECTIONS"
+
+
+class ResponseBufferFull(MiniMQError):
+    """The broker's budget for answers waiting on slow readers is spent; nothing was handed out."""
+
+    code = "RESPONSE_BUFFER_FULL"
 
 
 class StorageError(MiniMQError):
@@ -183,6 +238,15 @@ class LogFailed(StorageError):
     """A write or fsync failed earlier; the log refuses appends until reopened."""
 
     code = "LOG_FAILED"
+
+
+class OffsetsFailed(StorageError):
+    """A write of the offsets store failed; it refuses every commit until reopened.
+
+    The commit that failed never takes effect, not even after a crash.
+    """
+
+    code = "OFFSETS_FAILED"
 
 
 class CorruptLog(StorageError):

@@ -118,6 +118,8 @@ def test_processing_longer_than_the_session_timeout_keeps_the_partitions(
         with Consumer(client, "patient", "slow", member_id="a", heartbeat_interval_ms=200) as slow:
             assert values(slow.poll(max_records=3)) == [0, 1, 2]
             time.sleep(2.5 * SESSION_TIMEOUT_MS / 1000)  # processing the batch, not polling
+            # Still a member, so still the same generation: the commit is accepted.
+            assert slow.commit() == {0: 3}
             # Range assignment gives the one partition to "a" over "b" while "a" is alive.
             with Consumer(
                 client, "patient", "slow", member_id="b", heartbeat_interval_ms=200
@@ -128,8 +130,10 @@ def test_processing_longer_than_the_session_timeout_keeps_the_partitions(
                     ("a", (0,)),
                     ("b", ()),
                 }
-                # Same member, same position: no rebalance sent it back to the commit.
+                # The latecomer's join was a rebalance: "a" rejoins and reads on from
+                # its commit, keeping its partition.
                 assert values(slow.poll(max_records=3)) == [3, 4, 5]
+                assert slow.assignment == [0]
 
 
 def test_a_consumer_that_stops_polling_hands_over_and_rejoins_from_the_commit(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -134,9 +136,17 @@ class FlakyBroker:
     def __init__(self) -> None:
         self.down = True
         self.attempts: dict[str, int] = defaultdict(int)
+        self.keys: list[tuple[str, str | None]] = []
 
-    def produce_batch(self, topic: str, records: list[dict[str, object]]) -> list[RecordMetadata]:
+    def produce_batch(
+        self,
+        topic: str,
+        records: list[dict[str, object]],
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[RecordMetadata]:
         self.attempts[topic] += 1
+        self.keys.append((topic, idempotency_key))
         if self.down:
             raise BrokerUnavailable("connection refused")
         return [RecordMetadata(topic, 0, n) for n in range(len(records))]
@@ -192,3 +202,87 @@ def test_flush_and_close_cut_a_backoff_short() -> None:
     assert time.monotonic() - started < 5  # not the minute of the backoff
     with pytest.raises(BrokerUnavailable):
         lost.result(timeout=0)
+
+
+@pytest.mark.usefixtures("long_backoffs")
+def test_every_batch_has_its_own_idempotency_key_kept_on_every_retry() -> None:
+    broker = FlakyBroker()
+    producer = Producer(cast(Client, broker), linger_ms=0, max_backoff=60)
+    try:
+        first = producer.send("a", 1)
+        wait_for(lambda: broker.attempts["a"] == 1)
+        broker.down = False
+        assert producer.flush(timeout=5)  # the retry, cut short
+        assert first.result(timeout=0) == RecordMetadata("a", 0, 0)
+        producer.send("a", 2).result(timeout=5)
+    finally:
+        producer.close(timeout=1)
+    keys = [key for _, key in broker.keys]
+    assert len(keys) == 3 and all(keys), keys
+    assert keys[0] == keys[1], "a retry must reuse its batch's key"
+    assert keys[2] != keys[0], "a new batch needs a new key"
+
+
+class AnswerDroppingProxy:
+    """A TCP proxy to the broker that loses the broker's first ``drops`` answers.
+
+    The request reaches the broker, which stores it and answers; the client
+    sees its connection close without an answer (an unknown outcome).
+    """
+
+    def __init__(self, upstream_port: int, drops: int = 1) -> None:
+        self.upstream_port = upstream_port
+        self.drops = drops
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = [self._listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+                self._sockets += [client, upstream]
+                threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := upstream.recv(65536):
+                with self._lock:
+                    drop = self.dropped < self.drops
+                    self.dropped += drop
+                if drop:
+                    client.close()
+                    upstream.close()
+                    return
+                client.sendall(data)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def test_a_batch_whose_answer_was_lost_is_stored_once(shared_broker: BrokerProcess) -> None:
+    """Issue #17, defect 6: the retry carries the batch's key, so the broker stores it once."""
+    proxy = AnswerDroppingProxy(shared_broker.port, drops=1)
+    try:
+        with Producer(f"http://127.0.0.1:{proxy.port}", linger_ms=200) as producer:
+            futures = [producer.send("lost-answer", {"n": n}) for n in range(5)]
+            metadata = [future.result(timeout=30) for future in futures]
+        assert proxy.dropped == 1, "the first answer must have been lost"
+    finally:
+        proxy.close()
+    assert [m.offset for m in metadata] == [0, 1, 2, 3, 4]
+    with Client(shared_broker.url) as client:
+        assert read_partition(client, "lost-answer", 0) == [0, 1, 2, 3, 4]

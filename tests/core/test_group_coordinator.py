@@ -77,6 +77,22 @@ async def test_join_returns_member_generation_and_assignment_and_joins_bump_it()
     assert len(generated.member_id) == 32
 
 
+async def test_a_member_that_joins_again_reads_again_from_the_committed_offsets() -> None:
+    broker = make_broker(partitions=2)
+    await produce(broker, "t", 6, partition=0)
+    groups = broker.groups
+    a = groups.join("g", "t", "a")
+    got = await groups.fetch("g", "t", "a", FetchLimits(max_records=4), generation=a.generation)
+    assert offsets_of(got) == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    await groups.commit("g", [CommitOffset("t", 0, 2)], "a", a.generation)
+    groups.join("g", "t", "b")  # a keeps partition 0; its commit of 4 would now be refused
+    with pytest.raises(StaleGeneration):
+        await groups.commit("g", [CommitOffset("t", 0, 4)], "a", a.generation)
+    again = groups.join("g", "t", "a")
+    redo = await groups.fetch("g", "t", "a", FetchLimits(), generation=again.generation)
+    assert offsets_of(redo) == [(0, o) for o in range(2, 6)], "reads since the commit come again"
+
+
 async def test_stale_generation_and_unknown_member_are_fenced() -> None:
     broker = make_broker(partitions=2)
     await produce(broker, "t", 4)

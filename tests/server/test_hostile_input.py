@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from tests.support.processes import BrokerProcess
@@ -192,3 +193,77 @@ def test_slow_body_gets_408(tmp_path: Path) -> None:
             reply = sock.recv(4096)
         assert reply.startswith(b"HTTP/1.1 408"), reply
         assert b"REQUEST_TIMEOUT" in reply
+
+
+def _answer(sock: socket.socket) -> tuple[list[bytes], bytes, bytes]:
+    """Interim status lines, then the final head and body of one answer."""
+    received, interim = b"", []
+    while True:
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before a complete answer: {received!r}"
+            received += chunk
+        head, received = received.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 1"):
+            break
+        interim.append(head)
+    lines = head.lower().split(b"\r\n")
+    length = next(int(line[15:]) for line in lines if line.startswith(b"content-length:"))
+    while len(received) < length:
+        received += sock.recv(65536)
+    return interim, head, received[:length]
+
+
+def _head(path: str, *lines: str, method: str = "POST") -> bytes:
+    head = "".join(f"{line}\r\n" for line in (f"{method} {path} HTTP/1.1", "Host: x", *lines))
+    return f"{head}\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/produce"), ("GET", "/v1/topics"), ("POST", "/no/such/route")],
+)
+def test_an_unknown_expectation_is_a_json_417(
+    shared_broker: BrokerProcess, method: str, path: str
+) -> None:
+    with socket.create_connection(("127.0.0.1", shared_broker.port), timeout=10) as sock:
+        sock.sendall(_head(path, "Expect: 200-ok", "Content-Length: 0", method=method))
+        interim, head, body = _answer(sock)
+    assert interim == []
+    assert head.startswith(b"HTTP/1.1 417"), head
+    assert b"Content-Type: application/json" in head
+    assert orjson.loads(body)["error"]["code"] == "EXPECTATION_FAILED"
+
+
+def test_100_continue_only_for_a_body_the_broker_will_read(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    good = "Authorization: Bearer s3cret"
+    body = orjson.dumps({"topic": "expect", "message": 1})
+    with BrokerProcess(data, ["--max-body-bytes", "1000", "--token", "s3cret"]) as broker:
+
+        def refused(*lines: str) -> tuple[list[bytes], bytes, bytes]:
+            with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as sock:
+                # The head only: a client waiting for 100 Continue before its body.
+                sock.sendall(_head("/produce", *lines, "Expect: 100-continue"))
+                return _answer(sock)
+
+        interim, head, answer = refused(good, "Content-Length: 100000")
+        assert (interim, head[:12]) == ([], b"HTTP/1.1 413"), head
+        assert orjson.loads(answer)["error"]["code"] == "REQUEST_TOO_LARGE"
+        # Its body may never come: the connection cannot be read for a next request.
+        assert b"Connection: close" in head
+        interim, head, answer = refused(
+            "Authorization: Bearer wrong", f"Content-Length: {len(body)}"
+        )
+        assert (interim, head[:12]) == ([], b"HTTP/1.1 401"), head
+
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=10) as sock:
+            sock.sendall(
+                _head("/produce", good, "Expect: 100-continue", f"Content-Length: {len(body)}")
+            )
+            assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(body)
+            interim, head, answer = _answer(sock)
+        assert head.startswith(b"HTTP/1.1 201"), head
+        assert orjson.loads(answer)["offset"] == 0

@@ -37,6 +37,9 @@ async def append_forever(data_dir: Path) -> None:
 
 async def commit_forever(data_dir: Path) -> None:
     storage = await open_storage(data_dir)
+    # Commits are for an existing topic (they are keyed by its topic id).
+    with contextlib.suppress(TopicAlreadyExists):
+        await storage.logs.create_topic("crash", TopicConfig(partitions=2))
     offset = 0
     while True:
         offset += 1

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import logging
+import os
+import resource
 from pathlib import Path
 
 import pytest
 
-from minimq.errors import DataDirLocked
+from minimq.errors import DataDirLocked, StorageError
 from minimq.storage import (
     FsyncPolicy,
     LogStore,
@@ -12,6 +15,7 @@ from minimq.storage import (
     OffsetStore,
     PartitionLog,
     Storage,
+    StorageLimits,
     TopicConfig,
     open_storage,
 )
@@ -55,3 +59,41 @@ async def test_storage_satisfies_the_core_protocols(data_dir: Path) -> None:
     await offsets.commit("g", [("p", 1, 1)])
     assert offsets.committed("g") == {("p", 1): 1}
     await storage.close()
+
+
+async def test_deleting_the_lock_file_does_not_let_a_second_opener_in(data_dir: Path) -> None:
+    first = await open_storage(data_dir)
+    try:
+        (data_dir / ".lock").unlink()  # the second opener makes and locks a new one...
+        with pytest.raises(DataDirLocked):  # ...but the directory itself is still locked
+            await open_storage(data_dir)
+    finally:
+        await first.close()
+    second = await open_storage(data_dir)
+    await second.close()
+
+
+async def test_a_data_dir_that_cannot_be_opened_is_a_storage_error_naming_the_file(
+    data_dir: Path,
+) -> None:
+    (data_dir / ".lock").mkdir()  # EISDIR, as EACCES or EROFS would be, but also as root
+    with pytest.raises(StorageError) as refused:
+        await open_storage(data_dir)
+    assert refused.value.message == f"{data_dir / '.lock'}: Is a directory"
+    (data_dir / ".lock").rmdir()
+    storage = await open_storage(data_dir)  # nothing was left locked
+    await storage.close()
+
+
+async def test_a_descriptor_limit_below_the_segment_cache_is_warned_about(
+    data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 100, hard))
+    try:
+        with caplog.at_level(logging.WARNING, logger="minimq.storage.engine"):
+            storage = await open_storage(data_dir, limits=StorageLimits(max_open_segment_files=512))
+        await storage.close()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert "less than the 512 segment files the cache may keep open" in caplog.text

@@ -1,24 +1,29 @@
 """An in-memory implementation of the storage protocols for fast core unit tests.
 
 It keeps the semantics the core relies on (offsets, start/end, read limits,
-OffsetOutOfRange, timestamps) and nothing of the on-disk engine. ``append``
-yields to the event loop once, like a real group-committed fsync would.
+OffsetOutOfRange, timestamps, topic ids) and nothing of the on-disk engine.
+``append`` yields to the event loop once, like a real group-committed fsync would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from minimq.errors import OffsetOutOfRange, TopicAlreadyExists, TopicNotFound
 from minimq.storage.api import NewRecord, Record, TopicConfig
 
 
 class MemoryPartitionLog:
+    """``failures``: exceptions the next appends raise, in order, storing nothing."""
+
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.start = 0
+        self.failures: list[Exception] = []
 
     @property
     def start_offset(self) -> int:
@@ -33,6 +38,9 @@ class MemoryPartitionLog:
         return sum(len(r.value or b"") + len(r.key or b"") for r in self.records)
 
     async def append(self, records: Sequence[NewRecord]) -> int:
+        if self.failures:
+            await asyncio.sleep(0)
+            raise self.failures.pop(0)
         base = self.end_offset
         now = time.time_ns() // 1_000_000
         for index, record in enumerate(records):
@@ -80,7 +88,7 @@ class MemoryLogStore:
     async def create_topic(self, topic: str, config: TopicConfig) -> None:
         if topic in self.configs:
             raise TopicAlreadyExists(topic)
-        self.configs[topic] = config
+        self.configs[topic] = dataclasses.replace(config, topic_id=uuid.uuid4().hex)
         for index in range(config.partitions):
             self.partitions[(topic, index)] = MemoryPartitionLog()
 
@@ -88,6 +96,10 @@ class MemoryLogStore:
         config = self.configs.pop(topic)
         for index in range(config.partitions):
             del self.partitions[(topic, index)]
+
+    def topic_id(self, topic: str) -> str | None:
+        config = self.configs.get(topic)
+        return None if config is None else config.topic_id
 
     def partition(self, topic: str, partition: int) -> MemoryPartitionLog:
         try:
@@ -105,18 +117,35 @@ class MemoryLogStore:
 class MemoryOffsetStore:
     """Committed offsets in a dict, updated only after the "write" returned (as SQLite's are).
 
-    Tests may hold commits at ``gate`` (an unset event) to race other work
-    against a commit in flight, and make the next commits fail with
-    ``failures`` (exceptions raised in order, nothing stored).
+    Keyed by topic incarnation as the SQLite store is: a commit checked against
+    a topic that is gone (or re-created) is refused, and offsets of a deleted
+    incarnation are never returned.  Tests may hold commits at ``gate`` (an
+    unset event) to race other work against a commit in flight, and make the
+    next commits fail with ``failures`` (exceptions raised in order, nothing
+    stored).
     """
 
-    def __init__(self) -> None:
-        self.offsets: dict[str, dict[tuple[str, int], int]] = {}
+    def __init__(self, live_topic_id: Callable[[str], str | None]) -> None:
+        self._live_topic_id = live_topic_id
+        # group -> (topic, partition) -> (topic_id, offset)
+        self.offsets: dict[str, dict[tuple[str, int], tuple[str, int]]] = {}
         self.gate: asyncio.Event | None = None
         self.failures: list[Exception] = []
 
-    async def commit(self, group: str, offsets: Iterable[tuple[str, int, int]]) -> None:
+    async def commit(
+        self,
+        group: str,
+        offsets: Iterable[tuple[str, int, int]],
+        topic_ids: Mapping[str, str] | None = None,
+    ) -> None:
         entries = list(offsets)
+        incarnations = {}
+        for topic, _, _ in entries:
+            live = self._live_topic_id(topic)
+            expected = live if topic_ids is None else topic_ids.get(topic)
+            if live is None or live != expected:
+                raise TopicNotFound(f"topic {topic!r} was deleted")
+            incarnations[topic] = live
         await asyncio.sleep(0)
         if self.gate is not None:
             await self.gate.wait()
@@ -124,13 +153,17 @@ class MemoryOffsetStore:
             raise self.failures.pop(0)
         stored = self.offsets.setdefault(group, {})
         for topic, partition, offset in entries:
-            stored[(topic, partition)] = offset
+            stored[(topic, partition)] = (incarnations[topic], offset)
 
     def committed(self, group: str) -> dict[tuple[str, int], int]:
-        return dict(self.offsets.get(group, {}))
+        return {
+            key: offset
+            for key, (topic_id, offset) in self.offsets.get(group, {}).items()
+            if self._live_topic_id(key[0]) == topic_id
+        }
 
     def group_names(self) -> list[str]:
-        return list(self.offsets)
+        return [group for group in self.offsets if self.committed(group)]
 
     async def delete_group(self, group: str) -> None:
         self.offsets.pop(group, None)
@@ -147,7 +180,7 @@ class MemoryOffsetStore:
 class MemoryStorage:
     def __init__(self) -> None:
         self._logs = MemoryLogStore()
-        self._offsets = MemoryOffsetStore()
+        self._offsets = MemoryOffsetStore(self._logs.topic_id)
         self.closed = False
 
     @property

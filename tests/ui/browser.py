@@ -61,8 +61,12 @@ def running(
 
 
 @contextlib.contextmanager
-def ui_server(broker_url: str, log_dir: Path) -> Iterator[str]:
-    """``minimq ui`` (waitress, the production server) on a free port; yields its URL."""
+def ui_server(broker_url: str, log_dir: Path, token: str | None = None) -> Iterator[str]:
+    """``minimq ui`` (waitress, the production server) on a free port; yields its URL.
+
+    With ``token`` (passed in the environment, as ``minimq up`` does) the UI
+    uses it for the broker and asks for it as its login.
+    """
     port = free_port()
     command = [
         sys.executable,
@@ -74,19 +78,22 @@ def ui_server(broker_url: str, log_dir: Path) -> Iterator[str]:
         "--port",
         str(port),
     ]
-    with running(command, log_dir / "ui.log", {}) as process:
+    with running(command, log_dir / "ui.log", {"MINIMQ_TOKEN": token} if token else {}) as process:
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/static/css/ui.css", 15.0, process)
         yield url
 
 
 @contextlib.contextmanager
-def producers(broker_url: str, log_dir: Path, interval: float) -> Iterator[subprocess.Popen[bytes]]:
+def producers(
+    broker_url: str, log_dir: Path, interval: float, token: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """The simulated sensor producers, configured the original way (environment variables)."""
     env = {
         "BROKER_URL": broker_url,
         "TOPICS": "temperature,humidity,pressure",
         "INTERVAL_SECONDS": str(interval),
+        **({"MINIMQ_TOKEN": token} if token else {}),
     }
     with running(
         [sys.executable, "-m", "minimq", "producer"], log_dir / "producer.log", env

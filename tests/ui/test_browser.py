@@ -1,5 +1,8 @@
 """End to end in headless Chromium: a real broker, real simulated producers, the UI on waitress.
 
+The broker has a token, as an exposed one must, so the UI asks for a login:
+every page is reached through it.
+
 Run only these with ``pytest -m browser tests/ui``; refresh the screenshots in
 ``docs/img`` with ``MINIMQ_UPDATE_SCREENSHOTS=1``.
 """
@@ -31,6 +34,7 @@ if _missing:
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(_missing is not None, reason=_missing or "")]
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
+TOKEN = "browser-token"
 
 
 class Stack:
@@ -45,10 +49,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("e2e")
     (root / "data").mkdir()
     with (
-        BrokerProcess(root / "data") as broker,
-        producers(broker.url, root, interval=0.2),
-        ui_server(broker.url, root) as ui_url,
-        Client(broker.url, retries=5) as client,
+        BrokerProcess(root / "data", ["--token", TOKEN]) as broker,
+        producers(broker.url, root, interval=0.2, token=TOKEN),
+        ui_server(broker.url, root, token=TOKEN) as ui_url,
+        Client(broker.url, token=TOKEN, retries=5) as client,
     ):
         deadline = time.monotonic() + 15
         while not {"temperature", "humidity", "pressure"} <= {t.name for t in client.list_topics()}:
@@ -65,15 +69,50 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+def log_in(page: Page, ui_url: str, password: str) -> None:
+    page.goto(ui_url + "/login")
+    page.get_by_test_id("login-password").fill(password)
+    page.get_by_test_id("login-submit").click()
+
+
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    """A tab of a fresh browser context, logged in to the UI."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     tab = context.new_page()
     dialogs: list[str] = []
     tab.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    log_in(tab, stack.ui_url, TOKEN)
+    tab.wait_for_url(stack.ui_url + "/")
     yield tab
     context.close()
     assert dialogs == [], "a message ran script in the page"
+
+
+def test_the_ui_asks_for_a_login_and_keeps_it_in_a_locked_down_cookie(
+    stack: Stack, browser: Browser
+) -> None:
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        tab.goto(stack.ui_url + "/topics/temperature")
+        tab.wait_for_url("**/login?next=**")
+        log_in(tab, stack.ui_url, "a guess")
+        expect(tab.get_by_test_id("login-error")).to_contain_text("Wrong password")
+        tab.goto(stack.ui_url + "/topics/temperature")
+        tab.get_by_test_id("login-password").fill(TOKEN)
+        tab.get_by_test_id("login-submit").click()
+        tab.wait_for_url("**/topics/temperature")
+        expect(tab.get_by_test_id("tail-status")).to_contain_text("live")
+        (cookie,) = [c for c in context.cookies() if c["name"] == "minimq_ui_session"]
+        assert (cookie["httpOnly"], cookie["sameSite"], cookie["secure"]) == (True, "Lax", False)
+        assert tab.evaluate("() => document.cookie") == "", "scripts cannot read the session"
+        tab.get_by_test_id("logout").click()
+        tab.wait_for_url("**/login")
+        tab.goto(stack.ui_url + "/")
+        tab.wait_for_url("**/login?next=**")
+    finally:
+        context.close()
 
 
 def chart_points(page: Page, selector: str) -> int:
@@ -185,7 +224,7 @@ def test_broker_restart_shows_the_banner_then_recovers(
     stack.broker.stop()
     try:
         expect(banner).to_be_visible(timeout=5000)
-        offline = browser.new_page()
+        offline = page.context.new_page()  # logged in too: the same browser context
         offline.goto(stack.ui_url + "/")
         expect(offline.get_by_test_id("error-page")).to_contain_text("The broker is not answering")
         expect(offline.get_by_test_id("broker-banner")).to_be_visible()

@@ -246,6 +246,7 @@ def test_groups_page_shows_offsets_lag_and_members(web: FlaskClient, broker_clie
     single = html(web.get(f"/groups/{group}"))
     assert f"Group {group}" in single
     assert '<td class="lag">3</td>' in single
+    assert '<strong data-testid="total-lag">3</strong>' in single
     assert web.get("/groups/no-such-group-x").status_code == 404
 
 

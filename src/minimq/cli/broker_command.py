@@ -10,12 +10,19 @@ from typing import Any
 import uvloop
 
 from minimq.cli.options import add_token_option
+from minimq.core.header_limits import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS
+from minimq.core.idempotency import DEFAULT_KEYS_PER_TOPIC, DEFAULT_MAX_KEYS, DEFAULT_WINDOW_MS
 from minimq.core.timestamps import DEFAULT_AFTER_MAX_MS, DEFAULT_BEFORE_MAX_MS
 from minimq.environment import env, one_of, port
 from minimq.errors import InvalidConfig
 from minimq.server.config import MIB, BrokerConfig
 from minimq.server.process import serve
 from minimq.storage.api import UNBOUNDED_MS, FsyncPolicy
+from minimq.storage.limits import (
+    DEFAULT_MAX_OPEN_SEGMENT_FILES,
+    DEFAULT_MAX_PARTITIONS,
+    DEFAULT_MAX_TOPICS,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -71,6 +78,20 @@ def register(subparsers: Any) -> None:
         help="largest record: key + value + headers (env MINIMQ_MAX_RECORD_BYTES; default 1 MiB)",
     )
     add(
+        "--max-record-headers",
+        type=int,
+        default=int(env("MINIMQ_MAX_RECORD_HEADERS") or DEFAULT_MAX_HEADERS),
+        help="headers one record may carry; more is a 400 HEADERS_TOO_LARGE"
+        " (env MINIMQ_MAX_RECORD_HEADERS; default %(default)s)",
+    )
+    add(
+        "--max-record-header-bytes",
+        type=int,
+        default=int(env("MINIMQ_MAX_RECORD_HEADER_BYTES") or DEFAULT_MAX_HEADER_BYTES),
+        help="bytes of header names and values one record may carry"
+        " (env MINIMQ_MAX_RECORD_HEADER_BYTES; default 64 KiB)",
+    )
+    add(
         "--request-timeout",
         type=float,
         default=float(env("MINIMQ_REQUEST_TIMEOUT") or 30),
@@ -89,10 +110,87 @@ def register(subparsers: Any) -> None:
         help="open client connections, slow ones included (env MINIMQ_MAX_CONNECTIONS)",
     )
     add(
+        "--max-connections-per-address",
+        type=int,
+        default=int(env("MINIMQ_MAX_CONNECTIONS_PER_ADDRESS") or 256),
+        help="open connections from one client address, except those that presented the"
+        " token (env MINIMQ_MAX_CONNECTIONS_PER_ADDRESS; default %(default)s)",
+    )
+    add(
+        "--reserved-connections",
+        type=int,
+        default=int(env("MINIMQ_RESERVED_CONNECTIONS") or 64),
+        help="connections (at most half of --max-connections) kept for clients that present"
+        " the token and for /healthz (env MINIMQ_RESERVED_CONNECTIONS; default %(default)s)",
+    )
+    add(
+        "--header-timeout",
+        type=float,
+        default=float(env("MINIMQ_HEADER_TIMEOUT") or 10),
+        help="seconds a new connection may take to send its first request head"
+        " (env MINIMQ_HEADER_TIMEOUT; default %(default)s)",
+    )
+    add(
+        "--write-timeout",
+        type=float,
+        default=float(env("MINIMQ_WRITE_TIMEOUT") or 30),
+        help="seconds a client may read nothing of a response before it is dropped"
+        " (env MINIMQ_WRITE_TIMEOUT; default %(default)s)",
+    )
+    add(
+        "--response-buffer-bytes",
+        type=int,
+        default=int(env("MINIMQ_RESPONSE_BUFFER_BYTES") or 128 * MIB),
+        help="bytes of large responses (fetches, streams) waiting for slow readers, broker-wide"
+        " (env MINIMQ_RESPONSE_BUFFER_BYTES; default 128 MiB)",
+    )
+    add(
         "--no-auto-create-topics",
         action="store_true",
         default=env("MINIMQ_NO_AUTO_CREATE_TOPICS", "") not in ("", "0", "false"),
         help="produce to an unknown topic is a 404 (env MINIMQ_NO_AUTO_CREATE_TOPICS)",
+    )
+    add(
+        "--max-topics",
+        type=int,
+        default=int(env("MINIMQ_MAX_TOPICS") or DEFAULT_MAX_TOPICS),
+        help="topics the broker holds at most; creating one more, also by a first produce,"
+        " is a 409 TOPIC_LIMIT_REACHED (env MINIMQ_MAX_TOPICS; default %(default)s)",
+    )
+    add(
+        "--max-partitions",
+        type=int,
+        default=int(env("MINIMQ_MAX_PARTITIONS") or DEFAULT_MAX_PARTITIONS),
+        help="partitions of all topics together at most; beyond it a creation is a 409"
+        " PARTITION_LIMIT_REACHED (env MINIMQ_MAX_PARTITIONS; default %(default)s)",
+    )
+    add(
+        "--max-open-segment-files",
+        type=int,
+        default=int(env("MINIMQ_MAX_OPEN_SEGMENT_FILES") or DEFAULT_MAX_OPEN_SEGMENT_FILES),
+        help="segment files kept open; the least recently used are closed and reopened"
+        " when read (env MINIMQ_MAX_OPEN_SEGMENT_FILES; default %(default)s)",
+    )
+    add(
+        "--idempotency-window-ms",
+        type=int,
+        default=int(env("MINIMQ_IDEMPOTENCY_WINDOW_MS") or DEFAULT_WINDOW_MS),
+        help="how long a produce's Idempotency-Key is remembered, so that a retry stores"
+        " nothing twice (env MINIMQ_IDEMPOTENCY_WINDOW_MS; default %(default)s)",
+    )
+    add(
+        "--idempotency-keys-per-topic",
+        type=int,
+        default=int(env("MINIMQ_IDEMPOTENCY_KEYS_PER_TOPIC") or DEFAULT_KEYS_PER_TOPIC),
+        help="Idempotency-Keys remembered per topic, the oldest forgotten first"
+        " (env MINIMQ_IDEMPOTENCY_KEYS_PER_TOPIC; default %(default)s)",
+    )
+    add(
+        "--idempotency-max-keys",
+        type=int,
+        default=int(env("MINIMQ_IDEMPOTENCY_MAX_KEYS") or DEFAULT_MAX_KEYS),
+        help="Idempotency-Keys remembered by the broker in all, the oldest forgotten first"
+        " (env MINIMQ_IDEMPOTENCY_MAX_KEYS; default %(default)s)",
     )
     add(
         "--retention-check-interval",
@@ -124,14 +222,30 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
         "--default-partitions": args.default_partitions,
         "--max-body-bytes": args.max_body_bytes,
         "--max-record-bytes": args.max_record_bytes,
+        "--max-record-headers": args.max_record_headers,
+        "--max-record-header-bytes": args.max_record_header_bytes,
         "--session-timeout-ms": args.session_timeout_ms,
+        "--max-topics": args.max_topics,
+        "--max-partitions": args.max_partitions,
+        "--max-open-segment-files": args.max_open_segment_files,
         "--max-connections": args.max_connections,
+        "--max-connections-per-address": args.max_connections_per_address,
+        "--response-buffer-bytes": args.response_buffer_bytes,
+        "--idempotency-window-ms": args.idempotency_window_ms,
+        "--idempotency-keys-per-topic": args.idempotency_keys_per_topic,
+        "--idempotency-max-keys": args.idempotency_max_keys,
     }
     for flag, value in positive.items():
         if value <= 0:
             raise InvalidConfig(f"{flag} must be positive, not {value}")
     if args.request_timeout <= 0 or args.retention_check_interval <= 0:
         raise InvalidConfig("--request-timeout and --retention-check-interval must be positive")
+    if args.header_timeout <= 0 or args.write_timeout <= 0:
+        raise InvalidConfig("--header-timeout and --write-timeout must be positive")
+    if args.reserved_connections < 0:
+        raise InvalidConfig(
+            f"--reserved-connections must be 0 or more, not {args.reserved_connections}"
+        )
     bounds = {
         "--message-timestamp-before-max-ms": args.message_timestamp_before_max_ms,
         "--message-timestamp-after-max-ms": args.message_timestamp_after_max_ms,
@@ -149,13 +263,26 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
         default_partitions=args.default_partitions,
         max_body_bytes=args.max_body_bytes,
         max_record_bytes=args.max_record_bytes,
+        max_record_headers=args.max_record_headers,
+        max_record_header_bytes=args.max_record_header_bytes,
         request_timeout_s=args.request_timeout,
         session_timeout_ms=args.session_timeout_ms,
         max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+        reserved_connections=args.reserved_connections,
+        header_timeout_s=args.header_timeout,
+        write_timeout_s=args.write_timeout,
+        response_buffer_bytes=args.response_buffer_bytes,
         auto_create_topics=not args.no_auto_create_topics,
+        max_topics=args.max_topics,
+        max_partitions=args.max_partitions,
+        max_open_segment_files=args.max_open_segment_files,
         retention_check_interval_s=args.retention_check_interval,
         message_timestamp_before_max_ms=args.message_timestamp_before_max_ms,
         message_timestamp_after_max_ms=args.message_timestamp_after_max_ms,
+        idempotency_window_ms=args.idempotency_window_ms,
+        idempotency_keys_per_topic=args.idempotency_keys_per_topic,
+        idempotency_max_keys=args.idempotency_max_keys,
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 
 import waitress
 
 from minimq.cli.options import add_client_options
-from minimq.environment import env
+from minimq.environment import env, switch
 from minimq.ui import create_app
 
 DEFAULT_PORT = 8080
@@ -38,6 +39,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="port to listen on (env MINIMQ_UI_PORT; default %(default)s)",
     )
     parser.add_argument(
+        "--password",
+        default=env("MINIMQ_UI_PASSWORD"),
+        help="password of the UI's login; without it, a --token is the password (env"
+        " MINIMQ_UI_PASSWORD, which keeps it out of the process list)",
+    )
+    parser.add_argument(
+        "--secure-cookie",
+        action="store_true",
+        default=switch(env("MINIMQ_UI_SECURE_COOKIE") or "0"),
+        help="mark the session cookie Secure even over plain http, for a UI behind a proxy"
+        " that ends TLS; over https it is Secure anyway (env MINIMQ_UI_SECURE_COOKIE)",
+    )
+    parser.add_argument(
         "--dev",
         action="store_true",
         help="use Flask's development server with reloader and debugger (never in production)",
@@ -51,12 +65,39 @@ def run(args: argparse.Namespace) -> int:
     )
     # One line per broker call would drown the UI's own log.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
-    app = create_app(args.broker_url, args.token, secret_key=env("MINIMQ_UI_SECRET_KEY"))
+    log = logging.getLogger(__name__)
+    if not (args.password or args.token) and _beyond_loopback(args.host):
+        log.warning(
+            "!!! UI listening on %s WITHOUT a login: anyone who can reach this port can read,"
+            " produce and delete through it. Set MINIMQ_UI_PASSWORD or --token. !!!",
+            args.host,
+        )
+    app = create_app(
+        args.broker_url,
+        args.token,
+        password=args.password,
+        secret_key=env("MINIMQ_UI_SECRET_KEY"),
+        secure_cookie=args.secure_cookie,
+    )
     if args.dev:
         app.run(host=args.host, port=args.port, debug=True)
         return 0
-    logging.getLogger(__name__).info(
-        "MiniMQ UI on http://%s:%d (broker %s)", args.host, args.port, args.broker_url
+    log.info(
+        "MiniMQ UI on http://%s:%d (broker %s, login %s)",
+        args.host,
+        args.port,
+        args.broker_url,
+        "on" if args.password or args.token else "off",
     )
     waitress.serve(app, host=args.host, port=args.port, threads=WAITRESS_THREADS)
     return 0
+
+
+def _beyond_loopback(host: str) -> bool:
+    """True when ``host`` accepts connections from other machines (the broker's rule)."""
+    if host in ("localhost", ""):
+        return host == ""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True

@@ -92,6 +92,12 @@ def register(subparsers: Any) -> None:
         "default: the broker's own)",
     )
     add_token_option(parser)
+    parser.add_argument(
+        "--ui-password",
+        default=env("MINIMQ_UI_PASSWORD"),
+        help="password of the web UI's login; without it the token is (env MINIMQ_UI_PASSWORD;"
+        " passed to the UI through the environment, never on a command line)",
+    )
     parser.set_defaults(handler=run_up)
 
 
@@ -176,8 +182,17 @@ def service_specs(args: argparse.Namespace, broker_url: str) -> list[ServiceSpec
         "--port",
         str(args.ui_port),
     ]
-    specs.append(ServiceSpec("ui", ui, secret, tier=1))
+    ui_secrets = {**secret, "MINIMQ_UI_PASSWORD": args.ui_password} if args.ui_password else secret
+    specs.append(ServiceSpec("ui", ui, ui_secrets, tier=1))
     return specs
+
+
+def _login_hint(args: argparse.Namespace) -> str:
+    if args.ui_password:
+        return " (log in with the UI password)"
+    if args.token:
+        return " (log in with the token)"
+    return ""
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -218,7 +233,7 @@ def run_up(args: argparse.Namespace) -> int:
                 return 0
             supervisor.say(f"MiniMQ is up; data in {args.data_dir.resolve()}")
             supervisor.say(f"  broker API  {broker_url}  (contract: {broker_url}/openapi.json)")
-            supervisor.say(f"  web UI      {ui_url}")
+            supervisor.say(f"  web UI      {ui_url}{_login_hint(args)}")
             supervisor.say("Press Ctrl-C to stop.")
             supervisor.supervise()
             assert supervisor.stop_signal is not None

@@ -187,6 +187,7 @@ class AsyncClient:
         headers: Mapping[str, str] | None = None,
         partition: int | None = None,
         timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> RecordMetadata:
         record = {
             "value": value,
@@ -195,12 +196,17 @@ class AsyncClient:
             "partition": partition,
             "timestamp": timestamp,
         }
-        return (await self.produce_batch(topic, [record]))[0]
+        return (await self.produce_batch(topic, [record], idempotency_key=idempotency_key))[0]
 
     async def produce_batch(
-        self, topic: str, records: Sequence[Mapping[str, Any]]
+        self,
+        topic: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
     ) -> list[RecordMetadata]:
-        return await self._send(_calls.produce_batch(topic, records))
+        """As :meth:`Client.produce_batch <minimq.client.Client.produce_batch>`."""
+        return await self._send(_calls.produce_batch(topic, records, idempotency_key))
 
     async def fetch(
         self,

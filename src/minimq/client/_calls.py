@@ -34,6 +34,7 @@ ResetTarget = Literal["earliest", "latest", "offset", "timestamp"]
 QueryValue = str | int
 
 _RECORD_FIELDS = frozenset({"value", "key", "headers", "partition", "timestamp"})
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,8 @@ class Call(Generic[T]):
     broker (a read timeout, a dropped connection); the others only when the
     connection was refused before anything was sent.  ``wait_ms`` is how long
     the broker may legitimately hold the request (long polling), added to the
-    client's read timeout.
+    client's read timeout.  ``headers`` are sent with this request only (an
+    ``Idempotency-Key``), the same on every retry.
     """
 
     method: str
@@ -54,6 +56,7 @@ class Call(Generic[T]):
     body: Any = None
     idempotent: bool = False
     wait_ms: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def segment(name: str) -> str:
@@ -169,10 +172,17 @@ def record_entry(
     return entry
 
 
-def produce_batch(topic: str, records: Sequence[Mapping[str, Any]]) -> Call[list[RecordMetadata]]:
+def produce_batch(
+    topic: str, records: Sequence[Mapping[str, Any]], idempotency_key: str | None = None
+) -> Call[list[RecordMetadata]]:
+    """A produce; with ``idempotency_key`` the broker stores it once however often it is sent,
+    so the client may retry it whenever the outcome is unknown."""
     body = {"records": [record_body(r) for r in records]}
     path = f"/v1/topics/{segment(topic)}/records"
-    return Call("POST", path, _metadata_parser(topic), body=body)
+    if idempotency_key is None:
+        return Call("POST", path, _metadata_parser(topic), body=body)
+    headers = {IDEMPOTENCY_KEY_HEADER: idempotency_key}
+    return Call("POST", path, _metadata_parser(topic), body=body, idempotent=True, headers=headers)
 
 
 def fetch(

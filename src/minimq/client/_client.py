@@ -183,6 +183,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
         partition: int | None = None,
         timestamp: int | None = None,
+        idempotency_key: str | None = None,
     ) -> RecordMetadata:
         record = {
             "value": value,
@@ -191,13 +192,22 @@ class Client:
             "partition": partition,
             "timestamp": timestamp,
         }
-        return self.produce_batch(topic, [record])[0]
+        return self.produce_batch(topic, [record], idempotency_key=idempotency_key)[0]
 
     def produce_batch(
-        self, topic: str, records: Sequence[Mapping[str, Any]]
+        self,
+        topic: str,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
     ) -> list[RecordMetadata]:
-        """Append ``records`` in one request (one batch on disk); metadata in request order."""
-        return self._send(_calls.produce_batch(topic, records))
+        """Append ``records`` in one request (one batch per partition); metadata in request order.
+
+        With ``idempotency_key`` (1-255 visible ASCII characters, new for every
+        new request) the broker stores the batch once however often it is
+        sent, and this client retries it whenever the outcome is unknown.
+        """
+        return self._send(_calls.produce_batch(topic, records, idempotency_key))
 
     def fetch(
         self,

@@ -24,8 +24,14 @@ succeeds or the producer is closed).  A backoff ends early when another batch
 got through (the broker is back: a sender must not sleep through the recovery
 and leave its topic behind) or when ``flush()``/``close()`` asks for delivery.
 
-The first attempt may have been written before the connection broke, so a
-retried batch can be stored twice: delivery is at-least-once.  Other errors
+Every batch is sent with an ``Idempotency-Key`` of its own (a random UUID),
+the same on every retry of it, so the broker stores a batch once however often
+it is sent, and after a partial failure (a request whose records went to
+several partitions, one of which failed) the retry stores only what is
+missing.  That holds while the key is in the broker's window (10 minutes and
+10,000 keys per topic by default) and the broker does not restart between two
+attempts; a retry after a broker crash may store the batch twice, so delivery
+is at-least-once, and exactly-once while the broker stays up.  Other errors
 (unknown topic with auto-creation off, a record over the size limit, ...) fail
 the futures of that batch.
 """
@@ -35,6 +41,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -297,12 +304,15 @@ class Producer:
 
     def _deliver(self, topic: str, batch: list[_Pending]) -> None:
         attempt = 0
+        # One key per batch, kept for every retry: the broker stores the batch once.
+        key = uuid.uuid4().hex
+        records = [p.record for p in batch]
         while True:
             started = time.monotonic()
             with self._lock:
                 epoch = self._retry_epoch
             try:
-                metadata = self._client.produce_batch(topic, [p.record for p in batch])
+                metadata = self._client.produce_batch(topic, records, idempotency_key=key)
             except _TRANSIENT as exc:
                 if not self._may_retry(attempt, exc, started):
                     _fail(batch, exc)

@@ -13,7 +13,8 @@ the broker (:attr:`Failure.NOT_SENT`: connect failed, no pooled connection in
 time) is retried whatever it is; one that may have been processed
 (:attr:`Failure.MAYBE_PROCESSED`: read timeout, dropped connection, or a 503)
 is retried only when the :class:`~minimq.client._calls.Call` is idempotent, so
-a produce whose outcome is unknown is never sent twice here.
+a produce whose outcome is unknown is never sent twice here, unless it carries
+an ``Idempotency-Key`` (then the broker stores it once however often it comes).
 """
 
 from __future__ import annotations
@@ -62,18 +63,28 @@ def request_headers(token: str | None) -> dict[str, str]:
 
 
 def encode_body(call: Call[Any]) -> tuple[bytes | None, dict[str, str]]:
-    """The request body as JSON bytes plus its content type (none for bodiless calls)."""
+    """The request body as JSON bytes plus the headers of this request.
+
+    Those are its content type (none for bodiless calls) and the call's own
+    (an ``Idempotency-Key``).
+    """
     if call.body is None:
-        return None, {}
-    return orjson.dumps(call.body), {"Content-Type": "application/json"}
+        return None, dict(call.headers)
+    return orjson.dumps(call.body), {"Content-Type": "application/json", **call.headers}
 
 
 def error_from_body(status: int, reason: str, body: bytes) -> MiniMQError:
     """The typed error for a 4xx/5xx answer, preferring the broker's stable code."""
     try:
-        error = orjson.loads(body)["error"]
-        return error_for_code(str(error["code"]), str(error["message"]))
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        payload = orjson.loads(body)
+        error = payload["error"]
+        mapped = error_for_code(str(error["code"]), str(error["message"]))
+        # What happened despite the error (a produce that stored some partitions).
+        details = {name: value for name, value in payload.items() if name != "error"}
+        if details:
+            mapped.details = details
+        return mapped
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         excerpt = body[:200].decode(errors="replace").strip() or reason
         cls = _ERRORS_BY_STATUS.get(status, MiniMQError)
         return cls(f"HTTP {status}: {excerpt}")

@@ -5,6 +5,10 @@ here (or on :attr:`Broker.groups`, the group coordinator) and serializes the
 result. The broker owns no I/O of its own beyond the storage protocols of
 :mod:`minimq.storage.api`, so tests can run it on an in-memory fake.
 
+A produce stores each of its partitions' batches or not, on its own (see
+:meth:`Broker.produce`); under an idempotency key it is done once however
+often it is sent (:mod:`minimq.core.idempotency`).
+
 Concurrency: all methods run on one event loop. Appends to a partition are
 serialized by the storage writer; the broker serializes topic creation and
 deletion so auto-create never races. Group reads and commits are the
@@ -21,6 +25,13 @@ from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 
 from minimq.core.groups import GroupCoordinator
+from minimq.core.header_limits import DEFAULT_HEADER_LIMITS, HeaderLimits
+from minimq.core.idempotency import (
+    DEFAULT_WINDOW_BOUNDS,
+    ProduceWindow,
+    WindowBounds,
+    fingerprint,
+)
 from minimq.core.models import (
     FetchLimits,
     FetchResult,
@@ -34,12 +45,14 @@ from minimq.core.models import (
 )
 from minimq.core.observer import BrokerObserver, NullObserver
 from minimq.core.partitioner import Partitioner
-from minimq.core.reader import PartitionReader, headers_size
+from minimq.core.reader import PartitionReader, record_size
 from minimq.core.signals import PartitionSignals
 from minimq.core.timestamps import DEFAULT_BOUNDS, TimestampBounds, check_timestamps
 from minimq.errors import (
+    IdempotencyKeyReused,
     InvalidRequest,
     MessageTooLarge,
+    MiniMQError,
     TopicAlreadyExists,
     TopicNotFound,
 )
@@ -53,8 +66,10 @@ class BrokerSettings:
     default_partitions: int = 1
     auto_create_topics: bool = True
     max_record_bytes: int = 1024 * 1024
+    header_limits: HeaderLimits = DEFAULT_HEADER_LIMITS
     session_timeout_ms: int = 10_000
     timestamp_bounds: TimestampBounds = DEFAULT_BOUNDS
+    idempotency: WindowBounds = DEFAULT_WINDOW_BOUNDS
 
 
 # Truthy for a record naming a partition other than 0.
@@ -88,6 +103,7 @@ class Broker:
             self.reader, storage.offsets, self.settings.session_timeout_ms
         )
         self._topic_lock = asyncio.Lock()
+        self.produce_window = ProduceWindow(self.settings.idempotency)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -97,6 +113,7 @@ class Broker:
 
     async def apply_retention(self) -> int:
         """Delete segments past each topic's retention; return how many went."""
+        self.produce_window.expire()
         removed = await self._logs.apply_retention()
         if removed:
             log.info("retention removed %d segment(s)", removed)
@@ -136,8 +153,11 @@ class Broker:
     async def delete_topic(self, topic: str) -> None:
         async with self._topic_lock:
             config = self._config(topic)
+            # Once the log is gone so are its commits, whatever happens next: they are
+            # keyed by the topic id, and the store's open removes any left by a crash.
             await self._logs.delete_topic(topic)
             await self._offsets.delete_topic(topic)
+        self.produce_window.forget_topic(config.topic_id or "")
         self.groups.forget_topic(topic)
         self._partitioner.forget(topic)
         for partition in range(config.partitions):
@@ -176,27 +196,42 @@ class Broker:
 
     # -- produce ---------------------------------------------------------------
 
-    async def produce(self, topic: str, records: Sequence[ProduceRecord]) -> RecordPositions:
+    async def produce(
+        self,
+        topic: str,
+        records: Sequence[ProduceRecord],
+        idempotency_key: str | None = None,
+    ) -> RecordPositions:
         """Append ``records``: one batch per partition, acknowledged per the fsync policy.
 
         Returns each record's position in request order. Batches for different
-        partitions are appended concurrently; if one fails the call raises and
-        nothing is reported as acknowledged (other partitions may still hold
-        their batch, as with any partial failure of a multi-partition write).
+        partitions are appended concurrently, and each partition's outcome is
+        its own: when some fail, the first failed partition's error is raised,
+        and if other partitions were stored its ``details`` say where each
+        record went (:func:`_failed_produce`).  Atomic across partitions it
+        cannot be: a crash between two partitions' fsyncs keeps one of them.
+
+        With ``idempotency_key``, the request is done once per key
+        (:mod:`minimq.core.idempotency`): sent again, it is answered with the
+        offsets already stored, and only partitions that failed are appended.
         """
         if not records:
             raise InvalidRequest("at least one record is required")
         limit = self.settings.max_record_bytes
+        checked_headers = self.settings.header_limits.checked_size
         # Inline, not record_size() per record: a call each was a tenth of a batch's cost.
+        # Headers are sized (and bounded, HeadersTooLarge) only where a record has them.
         sizes = [
             (0 if value is None else len(value))
             + (0 if key is None else len(key))
-            + (headers_size(headers) if headers else 0)
+            + (checked_headers(headers) if headers else 0)
             for value, key, headers, _, _ in records
         ]
         if max(sizes) > limit:
             raise MessageTooLarge(f"a record is larger than the {limit}-byte record limit")
         config = await self._config_or_create(topic)
+        if idempotency_key is not None:
+            return await self._produce_once(topic, config, records, sizes, idempotency_key)
         check_timestamps(
             map(_TIMESTAMP, records), config, self._clock_ms(), self.settings.timestamp_bounds
         )
@@ -205,26 +240,106 @@ class Broker:
             base = await self._append(topic, 0, records, sum(sizes))
             return RecordPositions.consecutive(0, base, len(records))
         chosen = self._partitioner.assign(topic, config.partitions, records)
-        by_partition: dict[int, list[int]] = {}
-        for index, partition in enumerate(chosen):
-            by_partition.setdefault(partition, []).append(index)
+        by_partition = _by_partition(chosen)
         if len(by_partition) == 1:
             base = await self._append(topic, chosen[0], records, sum(sizes))
             return RecordPositions.consecutive(chosen[0], base, len(records))
+        bases, errors = await self._append_partitions(topic, records, sizes, by_partition)
+        if errors:
+            raise _failed_produce(topic, by_partition, bases, errors)
+        return _positions(by_partition, bases, len(records))
+
+    async def _produce_once(
+        self,
+        topic: str,
+        config: TopicConfig,
+        records: Sequence[ProduceRecord],
+        sizes: list[int],
+        key: str,
+    ) -> RecordPositions:
+        """``produce`` under an idempotency key: what the key has not stored yet, nothing more."""
+        window = self.produce_window
+        topic_id = config.topic_id or ""
+        digest = fingerprint(records)
+        while True:
+            entry = window.find(topic_id, key)
+            if entry is None or (entry.in_flight is None and not entry.stored):
+                entry = None  # none, or an attempt that stored nothing: start afresh
+                break
+            if entry.fingerprint != digest:
+                raise IdempotencyKeyReused(
+                    f"Idempotency-Key {key!r} was used for other records of topic {topic!r}; "
+                    "a new request needs a new key"
+                )
+            if entry.in_flight is None:
+                break
+            # The first attempt is still appending: its outcome is this one's.
+            await asyncio.shield(entry.in_flight)
+        if entry is None:
+            check_timestamps(
+                map(_TIMESTAMP, records), config, self._clock_ms(), self.settings.timestamp_bounds
+            )
+            start = self._partitioner.next_start(topic, config.partitions)
+            by_partition = self._assignment(start, topic, config, records)
+            entry = window.begin(topic_id, key, digest, start, len(by_partition))
+        else:
+            by_partition = self._assignment(entry.spread_start, topic, config, records)
+            if entry.complete:
+                return _positions(by_partition, entry.bases, len(records))
+        already = entry.bases
+        missing = {p: idx for p, idx in by_partition.items() if p not in already}
+        done = entry.in_flight = asyncio.get_running_loop().create_future()
+        try:
+            bases, errors = await self._append_partitions(topic, records, sizes, missing)
+            entry.add_bases(bases)
+        finally:
+            entry.in_flight = None
+            done.set_result(None)
+        if errors:
+            raise _failed_produce(topic, by_partition, entry.bases, errors)
+        return _positions(by_partition, entry.bases, len(records))
+
+    def _assignment(
+        self, start: int, topic: str, config: TopicConfig, records: Sequence[ProduceRecord]
+    ) -> dict[int, list[int]]:
+        """Each partition's record indexes, from round-robin start ``start``."""
+        if config.partitions == 1 and not any(map(_EXPLICIT_PARTITION, records)):
+            return {0: list(range(len(records)))}
+        return _by_partition(
+            self._partitioner.assign_from(start, topic, config.partitions, records)
+        )
+
+    async def _append_partitions(
+        self,
+        topic: str,
+        records: Sequence[ProduceRecord],
+        sizes: list[int],
+        by_partition: dict[int, list[int]],
+    ) -> tuple[dict[int, int], dict[int, MiniMQError]]:
+        """Append each partition's records concurrently: the bases stored, the errors raised."""
         items = list(by_partition.items())
-        bases = await asyncio.gather(
+        whole = len(items) == 1 and len(items[0][1]) == len(records)
+        results = await asyncio.gather(
             *(
-                self._append(
+                self._append(topic, partition, records, sum(sizes))
+                if whole
+                else self._append(
                     topic, partition, [records[i] for i in idx], sum(sizes[i] for i in idx)
                 )
                 for partition, idx in items
-            )
+            ),
+            return_exceptions=True,
         )
-        positions: list[RecordPosition] = [RecordPosition(0, 0)] * len(records)
-        for (partition, indexes), base in zip(items, bases, strict=True):
-            for delta, index in enumerate(indexes):
-                positions[index] = RecordPosition(partition, base + delta)
-        return RecordPositions(positions)
+        bases: dict[int, int] = {}
+        errors: dict[int, MiniMQError] = {}
+        for (partition, _), result in zip(items, results, strict=True):
+            if isinstance(result, MiniMQError):
+                errors[partition] = result
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                bases[partition] = result
+        return bases, errors
 
     async def _append(
         self, topic: str, partition: int, records: Sequence[ProduceRecord], size: int
@@ -275,6 +390,69 @@ class Broker:
         return StreamCursor(self.reader, topic, positions)
 
 
+def _by_partition(chosen: Sequence[int]) -> dict[int, list[int]]:
+    """The indexes of the records of each partition, in request order."""
+    by_partition: dict[int, list[int]] = {}
+    for index, partition in enumerate(chosen):
+        by_partition.setdefault(partition, []).append(index)
+    return by_partition
+
+
+def _positions(
+    by_partition: dict[int, list[int]], bases: dict[int, int], count: int
+) -> RecordPositions:
+    if len(by_partition) == 1:
+        ((partition, _),) = by_partition.items()
+        return RecordPositions.consecutive(partition, bases[partition], count)
+    positions: list[RecordPosition] = [RecordPosition(0, 0)] * count
+    for partition, indexes in by_partition.items():
+        base = bases[partition]
+        for delta, index in enumerate(indexes):
+            positions[index] = RecordPosition(partition, base + delta)
+    return RecordPositions(positions)
+
+
+def _failed_produce(
+    topic: str,
+    by_partition: dict[int, list[int]],
+    bases: dict[int, int],
+    errors: dict[int, MiniMQError],
+) -> MiniMQError:
+    """The error of a produce some of whose partitions failed.
+
+    The first failed partition's error, as it is when nothing was stored.  When
+    other partitions were stored it says so, and its ``details`` hold
+    ``{"topic", "offsets"}`` with one entry per record in request order:
+    ``{"partition", "offset"}`` where it was stored, ``{"partition", "offset":
+    None, "error": code}`` where not.
+    """
+    first = errors[min(errors)]
+    if not bases:
+        return first
+    offsets: list[dict[str, object]] = [{}] * sum(map(len, by_partition.values()))
+    for partition, indexes in by_partition.items():
+        base = bases.get(partition)
+        code = None if base is not None else errors[partition].code
+        for delta, index in enumerate(indexes):
+            offsets[index] = (
+                {"partition": partition, "offset": base + delta}
+                if base is not None
+                else {"partition": partition, "offset": None, "error": code}
+            )
+    error = type(first)(
+        f"{first.message}; of this produce, partition(s) {sorted(bases)} were stored and "
+        f"{sorted(errors)} not ('offsets' says which records): sent again with the same "
+        "Idempotency-Key, it stores only the rest"
+    )
+    error.details = {"topic": topic, "offsets": offsets}
+    return error
+
+
+# Records per partition in one stream batch, and payload bytes in all of them.
+_STREAM_RECORDS = 1000
+STREAM_BATCH_BYTES = 1024 * 1024
+
+
 class StreamCursor:
     """Follows a topic for a live stream; created by :meth:`Broker.open_stream`."""
 
@@ -282,9 +460,15 @@ class StreamCursor:
         self._reader = reader
         self.topic = topic
         self.positions = positions
+        # Where the next batch starts reading: batches are bounded in bytes, so
+        # each starts one partition further on, and a partition with a long
+        # backlog cannot starve the others.
+        self._first = 0
 
-    async def next_batch(self, idle_s: float) -> list[PartitionRecord] | None:
-        """New records, waiting up to ``idle_s`` for some.
+    async def next_batch(
+        self, idle_s: float, max_bytes: int = STREAM_BATCH_BYTES
+    ) -> list[PartitionRecord] | None:
+        """New records (at most ``max_bytes`` of payload, or one record), waiting up to ``idle_s``.
 
         Returns an empty list after ``idle_s`` without records (time for a
         keep-alive) and None once the topic is gone or the broker shuts down.
@@ -294,12 +478,19 @@ class StreamCursor:
             if reader.signals.closed or not reader.exists(self.topic):
                 return None
             batch: list[PartitionRecord] = []
-            for p, position in self.positions.items():
+            order = list(self.positions.items())
+            self._first = (self._first + 1) % len(order)
+            budget = max_bytes
+            for p, position in order[self._first :] + order[: self._first]:
                 plog = reader.partition(self.topic, p)
-                records = reader.read(plog, position, _STREAM_LIMITS)
+                limits = FetchLimits(max_records=_STREAM_RECORDS, max_bytes=budget)
+                records = reader.read(plog, position, limits)
                 if records:
                     self.positions[p] = records[-1].offset + 1
                     batch.extend(PartitionRecord(p, r) for r in records)
+                    budget -= sum(map(record_size, records))
+                    if budget <= 0:
+                        break
             if batch:
                 reader.count_fetched(self.topic, [item.record for item in batch])
                 return batch
@@ -308,5 +499,7 @@ class StreamCursor:
                 await reader.signals.wait_any(keys, idle_s)
         return []
 
-
-_STREAM_LIMITS = FetchLimits(max_records=1000)
+    def unread(self, batch: Sequence[PartitionRecord]) -> None:
+        """Move back to the start of ``batch``, which the transport could not send yet."""
+        for item in reversed(batch):
+            self.positions[item.partition] = item.record.offset

@@ -32,8 +32,21 @@ class Partitioner:
 
     def assign(self, topic: str, partitions: int, records: Sequence[ProduceRecord]) -> list[int]:
         """The partition of each record, in order; raises for an explicit bad partition."""
+        return self.assign_from(self.next_start(topic, partitions), topic, partitions, records)
+
+    def next_start(self, topic: str, partitions: int) -> int:
+        """Where the next request's unkeyed records start, moving the rotation on."""
         start = self._next_start.get(topic, 0)
         self._next_start[topic] = (start + 1) % partitions
+        return start
+
+    @staticmethod
+    def assign_from(
+        start: int, topic: str, partitions: int, records: Sequence[ProduceRecord]
+    ) -> list[int]:
+        """As :meth:`assign`, from round-robin start ``start``: the same records and
+        start give the same partitions (an idempotent retry lands where its first
+        attempt did)."""
         spread = start
         chosen: list[int] = []
         for record in records:

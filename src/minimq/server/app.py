@@ -13,7 +13,9 @@ from minimq.server.config import BrokerConfig
 from minimq.server.context import CONTEXT, ServerContext, context
 from minimq.server.gate import RequestGate
 from minimq.server.metrics import BrokerMetrics
-from minimq.server.middleware import request_middleware
+from minimq.server.middleware import defer_expectation, request_middleware
+from minimq.server.response_budget import ResponseBudget
+from minimq.server.tuning import release_freed_memory
 
 OPENAPI_DOCUMENT = resources.files("minimq.server").joinpath("openapi.json").read_bytes()
 
@@ -36,6 +38,14 @@ async def _wake_waiters(app: web.Application) -> None:
     app[CONTEXT].broker.wake_all()
 
 
+def _add_routes(app: web.Application, table: web.RouteTableDef) -> None:
+    """``table``'s routes, each leaving ``Expect`` to the middleware, not to aiohttp."""
+    for route in table:
+        assert isinstance(route, web.RouteDef)  # no static routes in the broker
+        kwargs = {**route.kwargs, "expect_handler": defer_expectation}
+        app.router.add_routes([web.RouteDef(route.method, route.path, route.handler, kwargs)])
+
+
 def create_app(
     broker: Broker, config: BrokerConfig, metrics: BrokerMetrics, gate: RequestGate | None = None
 ) -> web.Application:
@@ -49,10 +59,12 @@ def create_app(
         middlewares=[request_middleware(metrics, gate)],
         client_max_size=config.max_body_bytes,
     )
-    app[CONTEXT] = ServerContext(broker, config, metrics)
-    app.add_routes(routes)
-    app.add_routes(topic_routes.routes)
-    app.add_routes(group_routes.routes)
-    app.add_routes(stream_routes.routes)
+    responses = ResponseBudget(
+        config.response_buffer_bytes, config.write_timeout_s, release_freed_memory
+    )
+    metrics.watch_responses(responses)
+    app[CONTEXT] = ServerContext(broker, config, metrics, responses)
+    for table in (routes, topic_routes.routes, group_routes.routes, stream_routes.routes):
+        _add_routes(app, table)
     app.on_shutdown.append(_wake_waiters)
     return app

@@ -7,8 +7,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minimq.core import BrokerSettings
+from minimq.core.header_limits import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS, HeaderLimits
+from minimq.core.idempotency import (
+    DEFAULT_KEYS_PER_TOPIC,
+    DEFAULT_MAX_KEYS,
+    DEFAULT_WINDOW_MS,
+    WindowBounds,
+)
 from minimq.core.timestamps import DEFAULT_AFTER_MAX_MS, DEFAULT_BEFORE_MAX_MS, TimestampBounds
 from minimq.storage.api import FsyncPolicy
+from minimq.storage.limits import (
+    DEFAULT_MAX_OPEN_SEGMENT_FILES,
+    DEFAULT_MAX_PARTITIONS,
+    DEFAULT_MAX_TOPICS,
+    StorageLimits,
+)
 
 MIB = 1024 * 1024
 
@@ -24,15 +37,35 @@ class BrokerConfig:
     default_partitions: int = 1
     max_body_bytes: int = 8 * MIB
     max_record_bytes: int = MIB
+    max_record_headers: int = DEFAULT_MAX_HEADERS
+    max_record_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     request_timeout_s: float = 30.0
     session_timeout_ms: int = 10_000
     max_connections: int = 1024
+    # Slow and hostile clients (minimq.server.connection_limit, response_budget).
+    max_connections_per_address: int = 256
+    reserved_connections: int = 64
+    header_timeout_s: float = 10.0
+    write_timeout_s: float = 30.0
+    response_buffer_bytes: int = 128 * MIB
     auto_create_topics: bool = True
     retention_check_interval_s: float = 60.0
     shutdown_timeout_s: float = 10.0
     # Defaults for topics that set no bound of their own (minimq.core.timestamps).
     message_timestamp_before_max_ms: int = DEFAULT_BEFORE_MAX_MS
     message_timestamp_after_max_ms: int = DEFAULT_AFTER_MAX_MS
+    # Resource bounds of the disk engine (minimq.storage.limits).
+    max_open_segment_files: int = DEFAULT_MAX_OPEN_SEGMENT_FILES
+    max_topics: int = DEFAULT_MAX_TOPICS
+    max_partitions: int = DEFAULT_MAX_PARTITIONS
+    # The idempotent-produce window (minimq.core.idempotency).
+    idempotency_window_ms: int = DEFAULT_WINDOW_MS
+    idempotency_keys_per_topic: int = DEFAULT_KEYS_PER_TOPIC
+    idempotency_max_keys: int = DEFAULT_MAX_KEYS
+
+    @property
+    def storage_limits(self) -> StorageLimits:
+        return StorageLimits(self.max_open_segment_files, self.max_topics, self.max_partitions)
 
     @property
     def broker_settings(self) -> BrokerSettings:
@@ -40,9 +73,15 @@ class BrokerConfig:
             default_partitions=self.default_partitions,
             auto_create_topics=self.auto_create_topics,
             max_record_bytes=self.max_record_bytes,
+            header_limits=HeaderLimits(self.max_record_headers, self.max_record_header_bytes),
             session_timeout_ms=self.session_timeout_ms,
             timestamp_bounds=TimestampBounds(
                 self.message_timestamp_before_max_ms, self.message_timestamp_after_max_ms
+            ),
+            idempotency=WindowBounds(
+                self.idempotency_window_ms,
+                self.idempotency_keys_per_topic,
+                self.idempotency_max_keys,
             ),
         )
 

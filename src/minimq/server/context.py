@@ -12,6 +12,7 @@ from minimq.core import Broker
 from minimq.server import inputs
 from minimq.server.config import BrokerConfig
 from minimq.server.metrics import BrokerMetrics
+from minimq.server.response_budget import ResponseBudget
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,8 @@ class ServerContext:
     broker: Broker
     config: BrokerConfig
     metrics: BrokerMetrics
+    # Large answers (fetches, streams) reserve their bytes here while they are sent.
+    responses: ResponseBudget
 
     async def json_body(self, request: web.Request) -> dict[str, Any]:
         body = await inputs.read_json(

@@ -15,17 +15,36 @@ import hmac
 from minimq.errors import TooManyConnections, Unauthorized
 
 OPEN_PATHS = frozenset({"/healthz"})
+_BEARER = b"bearer"
+# Optional whitespace around a header value (RFC 9110 OWS); parsers strip it too.
+_OWS = b" \t"
+
+
+def bearer_credentials(authorization: bytes) -> bytes | None:
+    """The token of an ``Authorization`` value in the Bearer scheme, or None.
+
+    RFC 7235: ``credentials = auth-scheme [ 1*SP token68 ]``, and the scheme is
+    case-insensitive, so ``Bearer t``, ``bearer t`` and ``BEARER  t`` all carry
+    ``t``. Surrounding whitespace is not part of the value. The bytes are the
+    ones the client sent: nothing is decoded, so no two different tokens can
+    compare equal (a lossy decoding would turn every invalid byte into ``?``).
+    """
+    scheme, _, token = authorization.strip(_OWS).partition(b" ")
+    if scheme.lower() != _BEARER:
+        return None
+    return token.lstrip(b" ") or None
 
 
 class RequestGate:
     """At most ``max_in_flight`` requests in flight; with a token, a bearer check."""
 
-    __slots__ = ("_expected", "in_flight", "max_in_flight")
+    __slots__ = ("_canonical", "_expected", "in_flight", "max_in_flight")
 
     def __init__(self, max_in_flight: int, token: str | None) -> None:
         self.max_in_flight = max_in_flight
         self.in_flight = 0
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._expected = token.encode() if token else None
+        self._canonical = b"Bearer " + self._expected if self._expected else b""
 
     @property
     def token_required(self) -> bool:
@@ -41,11 +60,17 @@ class RequestGate:
         self.in_flight -= 1
 
     def check_token(self, path: str, authorization: bytes) -> None:
-        """Raise ``Unauthorized`` unless ``path`` is open or ``authorization`` carries the token."""
+        """Raise ``Unauthorized`` unless ``path`` is open or ``authorization`` carries the token.
+
+        ``authorization`` is the header's value as raw bytes (empty when absent),
+        read by :func:`bearer_credentials` on both ways in, so they judge alike.
+        """
+        if self._expected is None or path in OPEN_PATHS:
+            return
+        # The usual spelling first: one comparison, no parsing, for nearly every request.
+        if hmac.compare_digest(authorization, self._canonical):
+            return
+        credentials = bearer_credentials(authorization)
         # Constant time, so the comparison does not leak how much of a guess was right.
-        if (
-            self._expected is not None
-            and path not in OPEN_PATHS
-            and not hmac.compare_digest(authorization, self._expected)
-        ):
+        if credentials is None or not hmac.compare_digest(credentials, self._expected):
             raise Unauthorized("missing or wrong bearer token")

@@ -10,6 +10,7 @@ from minimq.core import CommitOffset, GroupMembership, ResetPolicy, StartPositio
 from minimq.errors import InvalidRequest
 from minimq.server import inputs, serialize
 from minimq.server.context import context, json_response
+from minimq.server.response_budget import send_json
 from minimq.server.topic_routes import fetch_limits
 
 routes = web.RouteTableDef()
@@ -41,7 +42,7 @@ _GENERATION_LIMIT = 2**62
 # No HEAD: a group fetch moves the member's positions (and with commit=true the
 # committed offsets), so a HEAD would hand records to nobody.
 @routes.get("/v1/groups/{group}/topics/{topic}/records", allow_head=False)
-async def group_fetch(request: web.Request) -> web.Response:
+async def group_fetch(request: web.Request) -> web.StreamResponse:
     group = _group(request)
     topic = inputs.topic_name(request.match_info["topic"])
     member = _member(request.query.get("member_id"))
@@ -52,7 +53,8 @@ async def group_fetch(request: web.Request) -> web.Response:
     )
     if generation is not None and member is None:
         raise InvalidRequest("'generation' goes with a 'member_id'")
-    limits = fetch_limits(request)
+    budget = context(request).responses
+    limits = fetch_limits(request, budget)
     commit = inputs.query_bool(request, "commit", False)
     reset = inputs.query_choice(request, "auto_offset_reset", ("earliest", "latest"), "earliest")
     result = await context(request).broker.groups.fetch(
@@ -65,7 +67,9 @@ async def group_fetch(request: web.Request) -> web.Response:
         auto_offset_reset=cast(ResetPolicy, reset),
         requester_gone=lambda: request.transport is None or request.transport.is_closing(),
     )
-    return json_response(
+    return await send_json(
+        request,
+        budget,
         {
             "group": group,
             "topic": topic,
@@ -76,7 +80,7 @@ async def group_fetch(request: web.Request) -> web.Response:
             "positions": [
                 {"partition": p, "offset": o} for p, o in sorted(result.positions.items())
             ],
-        }
+        },
     )
 
 

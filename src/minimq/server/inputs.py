@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from minimq.core import StartPosition
 from minimq.errors import InvalidRequest, RequestTimeout, RequestTooLarge
@@ -33,6 +33,9 @@ MAX_WAIT_MS = 30_000
 _READ_PIECE_BYTES = 64 * 1024
 MAX_FETCH_RECORDS = 10_000
 MAX_PRODUCE_RECORDS = 10_000
+# The one expectation the broker meets (lower case; the header's value is not).
+CONTINUE = "100-continue"
+_CONTINUE_LINE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 async def read_json(request: web.Request, max_bytes: int, timeout_s: float) -> Any:
@@ -41,23 +44,40 @@ async def read_json(request: web.Request, max_bytes: int, timeout_s: float) -> A
     A declared Content-Length over ``max_bytes`` is refused before reading;
     a chunked body is refused as soon as it grows past ``max_bytes``. A body
     that is still arriving must arrive within ``timeout_s`` (slow clients).
+    A client waiting for ``100 Continue`` gets it here, after those checks,
+    so a body the broker would refuse is never asked for.
     """
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise RequestTooLarge(f"request body of {declared} bytes exceeds {max_bytes} bytes")
+    await _continue_if_expected(request)
     try:
         raw = await _read_bounded(request, max_bytes, timeout_s)
     except web.RequestPayloadError as exc:
         # aiohttp could not decode the body (a Content-Encoding that does not
         # match it): the client's mistake, not a broker fault. The rest of the
-        # body cannot be read either, so the connection closes after the answer
-        # (else aiohttp would try to drain it and log the decode error again).
+        # body cannot be decoded either: mark it ended, so aiohttp does not try
+        # to drain it (and log the decode error again as a broker fault), and
+        # close the connection once the answer is written.
+        request.content.feed_eof()
         if request.protocol is not None:
-            request.protocol.force_close()
+            request.protocol.close()
         raise InvalidRequest(
             f"the request body could not be decoded: {exc.__cause__ or exc}"
         ) from None
     return parse_body(raw)
+
+
+async def _continue_if_expected(request: web.Request) -> None:
+    # Only while the body is still to come: one that arrived needs no invitation.
+    if (
+        request.version >= (1, 1)
+        and not request.content.is_eof()
+        and request.headers.get(hdrs.EXPECT, "").lower() == CONTINUE
+    ):
+        await request.writer.write(_CONTINUE_LINE)
+        # Not the answer: aiohttp's error handling must still see a response not started.
+        request.writer.output_size = 0
 
 
 async def _read_bounded(request: web.Request, max_bytes: int, timeout_s: float) -> bytes:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -32,6 +33,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from minimq.core import GroupOffset
+
+if TYPE_CHECKING:
+    from minimq.server.response_budget import ResponseBudget
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30)
 
@@ -76,6 +80,34 @@ class GroupLagCollector(Collector):
         yield lag
 
 
+class ResponseBudgetCollector(Collector):
+    """The response budget's state (:mod:`minimq.server.response_budget`), read at scrape time."""
+
+    def __init__(self, budget: ResponseBudget) -> None:
+        self._budget = budget
+
+    def collect(self) -> Iterable[Metric]:
+        budget = self._budget
+        used = GaugeMetricFamily(
+            "minimq_response_buffer_bytes",
+            "Bytes of large responses built and not yet sent (bounded by --response-buffer-bytes)",
+        )
+        used.add_metric([], budget.used)
+        yield used
+        refused = CounterMetricFamily(
+            "minimq_response_buffer_refusals",
+            "Fetches answered 503 RESPONSE_BUFFER_FULL: not even one record fitted the budget",
+        )
+        refused.add_metric([], budget.refusals)
+        yield refused
+        dropped = CounterMetricFamily(
+            "minimq_slow_readers_dropped",
+            "Connections dropped because the client read nothing for --write-timeout",
+        )
+        dropped.add_metric([], budget.dropped_readers)
+        yield dropped
+
+
 class BrokerMetrics(Collector):
     """Counters and histograms; implements the core's ``BrokerObserver``."""
 
@@ -93,6 +125,9 @@ class BrokerMetrics(Collector):
 
     def watch_group_lag(self, source: Callable[[], list[tuple[str, GroupOffset]]]) -> None:
         self.registry.register(GroupLagCollector(source))
+
+    def watch_responses(self, budget: ResponseBudget) -> None:
+        self.registry.register(ResponseBudgetCollector(budget))
 
     def appended(self, topic: str, records: int, size: int, seconds: float) -> None:
         totals = self._produced.get(topic)

@@ -22,7 +22,7 @@ from minimq.server.connection_limit import ConnectionLimiter
 from minimq.server.gate import RequestGate
 from minimq.server.metrics import BrokerMetrics
 from minimq.server.produce_lane import ProduceLane
-from minimq.server.tuning import tune_for_serving
+from minimq.server.tuning import raise_open_file_limit, tune_for_serving
 from minimq.storage import open_storage
 
 log = logging.getLogger("minimq.broker")
@@ -41,8 +41,9 @@ async def serve(config: BrokerConfig) -> int:
             " write and delete every topic. Set --token / MINIMQ_TOKEN. !!!",
             config.host,
         )
+    raise_open_file_limit()
     try:
-        storage = await open_storage(config.data_dir, config.fsync)
+        storage = await open_storage(config.data_dir, config.fsync, config.storage_limits)
     except StorageError as exc:
         log.error("cannot open data directory %s: %s", config.data_dir, exc.message)
         return 1
@@ -72,7 +73,15 @@ async def serve(config: BrokerConfig) -> int:
         # Not web.TCPSite: the limiter must see every accepted connection, also
         # those still sending their headers, which aiohttp's handlers never see.
         listener = await asyncio.get_running_loop().create_server(
-            ConnectionLimiter(runner.server, lane, config.max_connections),
+            ConnectionLimiter(
+                runner.server,
+                lane,
+                config.max_connections,
+                per_address=config.max_connections_per_address,
+                reserved=config.reserved_connections,
+                head_timeout_s=config.header_timeout_s,
+                gate=gate,
+            ),
             config.host,
             config.port,
             backlog=1024,

@@ -66,8 +66,9 @@ from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
 from minimq.core import Broker
-from minimq.errors import MiniMQError, RequestTimeout
+from minimq.errors import MiniMQError, RequestTimeout, TooManyConnections
 from minimq.server import inputs
+from minimq.server.connection_limit import REFUSE, SERVE, SHARE_FULL, ConnectionSlot
 from minimq.server.errors import internal_error_response, response_for_error
 from minimq.server.gate import RequestGate
 from minimq.server.metrics import BrokerMetrics
@@ -95,6 +96,9 @@ _HOST: Final = 1  # required, as aiohttp requires it of HTTP/1.1; the value is u
 _CONTENT_LENGTH: Final = 2  # the framing: one plain decimal, or aiohttp decides
 _AUTHORIZATION: Final = 4  # the bearer check, on the value as aiohttp reads it
 _CONNECTION: Final = 8  # only "keep-alive"; close, upgrade or a list of options go to aiohttp
+# Idempotent produce: the value (ASCII; anything else goes to aiohttp) is checked and
+# used by produce_message / produce_records, as on the aiohttp route.
+_IDEMPOTENCY_KEY: Final = 512
 _LANE_HEADERS: Final = {
     b"host": _HOST,
     b"content-length": _CONTENT_LENGTH,
@@ -108,6 +112,7 @@ _LANE_HEADERS: Final = {
     b"accept-encoding": 64,
     b"user-agent": 128,
     b"keep-alive": 256,
+    b"idempotency-key": _IDEMPOTENCY_KEY,
 }
 # Everything else goes to aiohttp, because it may change the answer there:
 # Content-Encoding (decompressed), Transfer-Encoding, Expect (100-continue, or
@@ -150,11 +155,17 @@ class ProduceLane:
         self._date_second = -1
         self._date = b""
 
-    def connection(self, aiohttp_handler: Callable[[], asyncio.Protocol]) -> LaneConnection:
-        """A new connection, handed to ``aiohttp_handler()`` if it leaves the lane."""
+    def connection(
+        self, aiohttp_handler: Callable[[], asyncio.Protocol], slot: ConnectionSlot | None = None
+    ) -> LaneConnection:
+        """A new connection, handed to ``aiohttp_handler()`` if it leaves the lane.
+
+        ``slot`` is its place in the connection limiter, which the lane tells
+        of the first request head and of the end while it holds the connection.
+        """
         if self._sweeper is None and not self.closing:
             self._schedule_sweep()
-        return LaneConnection(self, aiohttp_handler)
+        return LaneConnection(self, aiohttp_handler, slot)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         self._metrics.lane_requests += 1
@@ -216,9 +227,17 @@ class ProduceLane:
 class LaneConnection(asyncio.Protocol):
     """One client connection while it is in the lane (see the module docstring)."""
 
-    def __init__(self, lane: ProduceLane, aiohttp_handler: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        lane: ProduceLane,
+        aiohttp_handler: Callable[[], asyncio.Protocol],
+        slot: ConnectionSlot | None,
+    ) -> None:
         self._lane = lane
         self._aiohttp_handler = aiohttp_handler
+        self._slot = slot
+        # Until its first request is placed, the limiter hears of its head.
+        self._placed = slot is None
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._buffer = b""
@@ -236,6 +255,7 @@ class LaneConnection(asyncio.Protocol):
         self._target = b""
         self._content_length: int | None = None
         self._authorization = b""
+        self._idempotency_key: str | None = None
         self._seen_headers = 0
         self._headers_complete = False
         self._message_complete = False
@@ -252,9 +272,14 @@ class LaneConnection(asyncio.Protocol):
         self._cancel_body_deadline()
         self._transport = None
         self._lane.forget(self)
+        if self._slot is not None:
+            self._slot.release()
 
     def data_received(self, data: bytes) -> None:
         self._buffer = self._buffer + data if self._buffer else data
+        if not self._placed:
+            assert self._slot is not None
+            self._slot.data_received()
         if not self._busy:
             self._serve_buffered()
         self._pace_reading()
@@ -295,13 +320,14 @@ class LaneConnection(asyncio.Protocol):
                 raise _HandOff
             self._content_length = int(value)
         elif header == _AUTHORIZATION:
-            # Non-ASCII goes to aiohttp, whose check sees the value decoded and
-            # re-encoded (lossily, for invalid UTF-8). Trailing blanks it strips, as here.
-            if not value.isascii():
-                raise _HandOff
-            self._authorization = value.rstrip(b" \t")
+            # The raw bytes: the gate reads them (scheme, blanks) as it reads aiohttp's.
+            self._authorization = value
         elif header == _CONNECTION and value.lower() != b"keep-alive":
             raise _HandOff
+        elif header == _IDEMPOTENCY_KEY:
+            if not value.isascii():
+                raise _HandOff
+            self._idempotency_key = value.decode("ascii")
 
     def on_headers_complete(self) -> None:
         self._headers_complete = True
@@ -332,6 +358,9 @@ class LaneConnection(asyncio.Protocol):
                 self._hand_off()  # a head in pieces: slow or unusual, aiohttp's business
             return
         body_start = head_end + len(_HEAD_END)
+        if not self._placed:
+            assert self._slot is not None
+            self._slot.head_received()
         if not self._headers_complete and (
             body_start > MAX_HEAD_BYTES or not self._parse_head(buffer[:body_start])
         ):
@@ -356,13 +385,13 @@ class LaneConnection(asyncio.Protocol):
         if not self._message_complete:
             self._hand_off()
             return
-        target, authorization = self._target, self._authorization
+        target, authorization, key = self._target, self._authorization, self._idempotency_key
         self._reset_request()
         self._buffer = buffer[end:]
         self._busy = True
         # Held so the task cannot be collected while it waits for its append.
         self._task = asyncio.get_running_loop().create_task(
-            self._serve(target, authorization, body)
+            self._serve(target, authorization, body, key)
         )
 
     def _parse_head(self, head: bytes) -> bool:
@@ -398,11 +427,16 @@ class LaneConnection(asyncio.Protocol):
         self._close_when_idle = True
         self._respond_with(response_for_error(error), route, time.perf_counter() - timeout)
 
-    async def _serve(self, target: bytes, authorization: bytes, body: bytes) -> None:
+    async def _serve(
+        self, target: bytes, authorization: bytes, body: bytes, idempotency_key: str | None
+    ) -> None:
         started = time.perf_counter()
         lane = self._lane
         route = _route_of(target)
         status = 201 if route == LEGACY_ROUTE else 200
+        if not self._placed and self._refused_by_limiter(target, authorization):
+            self._respond_with(response_for_error(TooManyConnections(SHARE_FULL)), route, started)
+            return
         try:
             lane.gate.enter()
         except MiniMQError as error:
@@ -412,13 +446,15 @@ class LaneConnection(asyncio.Protocol):
             if lane.gate.token_required:
                 lane.gate.check_token(target.decode("ascii"), authorization)
             if route == LEGACY_ROUTE:
-                payload = await produce_message(lane.broker, _json_object(body))
+                payload = await produce_message(lane.broker, _json_object(body), idempotency_key)
             else:
                 match = _RECORDS_TARGET.fullmatch(target)
                 assert match is not None  # checked by _parse_head
                 # The topic first, then the body: the order the aiohttp route checks them in.
                 topic = inputs.topic_name(match.group(1).decode("ascii"))
-                payload = await produce_records(lane.broker, topic, _json_object(body))
+                payload = await produce_records(
+                    lane.broker, topic, _json_object(body), idempotency_key
+                )
         except MiniMQError as error:
             self._respond_with(response_for_error(error), route, started)
         except Exception:
@@ -428,6 +464,16 @@ class LaneConnection(asyncio.Protocol):
             self._respond(status, orjson.dumps(payload), (), route, started)
         finally:
             lane.gate.leave()
+
+    def _refused_by_limiter(self, target: bytes, authorization: bytes) -> bool:
+        """Place the first request with the connection limiter; True if it is refused."""
+        self._placed = True
+        assert self._slot is not None
+        verdict = self._slot.place(target.decode("ascii"), authorization)
+        if verdict == SERVE:
+            return False
+        self._close_when_idle = True
+        return verdict == REFUSE
 
     def _respond_with(self, response: web.Response, route: str, started: float) -> None:
         """Send an error answer built by :mod:`minimq.server.errors`, headers and all."""
@@ -522,6 +568,7 @@ class LaneConnection(asyncio.Protocol):
         self._target = b""
         self._content_length = None
         self._authorization = b""
+        self._idempotency_key = None
         self._seen_headers = 0
         self._headers_complete = False
         self._message_complete = False

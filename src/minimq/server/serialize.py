@@ -19,6 +19,9 @@ _EMPTY_ARRAY = orjson.Fragment(b"[]")
 _POSITION = b'{"partition":%d,"offset":%d}'
 # Formatted once per run with the partition; "%%d" stays a placeholder for the offsets.
 _RUN_POSITION = b',{"partition":%d,"offset":%%d}'
+_FETCH_HEAD = b'{"topic":%b,"partition":%d,"records":['
+_FETCH_TAIL = b'],"next_offset":%d,"high_watermark":%d,"start_offset":%d}'
+_FETCH_TAIL_MAX_BYTES = len(_FETCH_TAIL % (2**63 - 1, 2**63 - 1, 2**63 - 1))
 _RECORD = b'{"topic":%b,"partition":%d,"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}'
 
 
@@ -44,6 +47,36 @@ def record_texts(topic: str, items: Iterable[tuple[int, Record]]) -> list[bytes]
         )
         for partition, (offset, timestamp, key, value, headers) in items
     ]
+
+
+def fetch_envelope_bytes(topic: str, partition: int) -> int:
+    """The most bytes :func:`fetch_body` adds around its record texts (offsets at 19 digits)."""
+    return len(_FETCH_HEAD % (orjson.dumps(topic), partition)) + _FETCH_TAIL_MAX_BYTES
+
+
+def fetch_body(
+    topic: str,
+    partition: int,
+    texts: list[bytes],
+    *,
+    next_offset: int,
+    high_watermark: int,
+    start_offset: int,
+) -> bytes:
+    """A fetch answer around ``texts`` (:func:`record_texts`), as ``orjson.dumps`` of its dict.
+
+    The envelope goes onto the end records, so the body is copied by one join
+    only (``texts`` is changed). Byte for byte what ``orjson.dumps`` gives for
+    ``{"topic", "partition", "records", "next_offset", "high_watermark",
+    "start_offset"}``.
+    """
+    head = _FETCH_HEAD % (orjson.dumps(topic), partition)
+    tail = _FETCH_TAIL % (next_offset, high_watermark, start_offset)
+    if not texts:
+        return head + tail
+    texts[0] = head + texts[0]
+    texts[-1] += tail
+    return b",".join(texts)
 
 
 def records(topic: str, items: Iterable[tuple[int, Record]]) -> orjson.Fragment:

@@ -9,6 +9,11 @@ Wire format, one event per record::
 A ``: keep-alive`` comment goes out after 15 s without records so proxies
 keep the connection open. The stream ends when the topic is deleted or the
 broker shuts down.
+
+A batch is at most about 1 MiB of records, reserved in the broker's response
+budget while it is written (:mod:`minimq.server.response_budget`); when the
+budget has no room, the stream puts the batch back and waits. A client that
+reads nothing for the write timeout is dropped.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from minimq.core import StartPosition
+from minimq.core.broker import StreamCursor
 from minimq.errors import InvalidRequest
 from minimq.server import inputs, serialize
 from minimq.server.context import context
+from minimq.server.response_budget import ResponseBudget, write_pieces
 
 routes = web.RouteTableDef()
 
@@ -52,20 +59,42 @@ async def stream(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",
         }
     )
+    budget = context(request).responses
     await response.prepare(request)
-    await response.write(b": connected\n\n")
     try:
-        while (batch := await cursor.next_batch(KEEP_ALIVE_S)) is not None:
-            if not batch:
-                await response.write(b": keep-alive\n\n")
-                continue
-            await response.write(
-                b"".join(
-                    b"event: record\nid: %d:%d\ndata: %s\n\n"
-                    % (item.partition, item.record.offset, text)
-                    for item, text in zip(batch, serialize.record_texts(topic, batch), strict=True)
-                )
-            )
+        going = await write_pieces(request, response, b": connected\n\n", budget)
+        while going:
+            going = await _send_next_batch(request, response, cursor, budget)
     except ConnectionResetError:
         pass
     return response
+
+
+async def _send_next_batch(
+    request: web.Request, response: web.StreamResponse, cursor: StreamCursor, budget: ResponseBudget
+) -> bool:
+    """Wait for the next batch and send it; False once the stream is over.
+
+    A function of its own so that a batch is freed as soon as it is sent, not
+    held through the next wait.
+    """
+    batch = await cursor.next_batch(KEEP_ALIVE_S)
+    if batch is None:
+        return False
+    if not batch:
+        return await write_pieces(request, response, b": keep-alive\n\n", budget)
+    texts = serialize.record_texts(cursor.topic, batch)
+    events = b"".join(
+        b"event: record\nid: %d:%d\ndata: %s\n\n" % (item.partition, item.record.offset, text)
+        for item, text in zip(batch, texts, strict=True)
+    )
+    del texts
+    if not budget.reserve(len(events)):
+        cursor.unread(batch)
+        del batch, events
+        await budget.wait_for_room(KEEP_ALIVE_S)
+        return True
+    try:
+        return await write_pieces(request, response, events, budget)
+    finally:
+        budget.release(len(events))

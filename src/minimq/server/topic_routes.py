@@ -6,16 +6,23 @@ serializes the result; errors propagate to the error middleware.
 
 from __future__ import annotations
 
+import re
 from itertools import repeat
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from aiohttp import web
 
-from minimq.core import Broker, FetchLimits, ProduceRecord
+from minimq.core import Broker, FetchLimits, FetchResult, ProduceRecord
 from minimq.errors import InvalidRequest
 from minimq.server import inputs, serialize
 from minimq.server.context import context, json_response
+from minimq.server.response_budget import (
+    DIRECT_BYTES,
+    ResponseBudget,
+    prefix_within,
+    send_body,
+)
 from minimq.storage.api import DEFAULT_SEGMENT_BYTES, FsyncPolicy, TopicConfig
 
 routes = web.RouteTableDef()
@@ -35,6 +42,8 @@ _TOPIC_FIELDS = frozenset(
 _RECORD_FIELDS = frozenset({"value", "key", "headers", "partition", "timestamp"})
 _MAX_PARTITIONS = 1024
 _MAX_I64 = 2**63 - 1
+IDEMPOTENCY_KEY_HEADER: Final = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 @routes.get("/healthz")
@@ -126,50 +135,135 @@ def _produce_record(raw: Any) -> ProduceRecord:
     )
 
 
+def _header_idempotency_key(request: web.Request) -> str | None:
+    """The raw ``Idempotency-Key`` of an aiohttp request (the lane hands repeated ones here)."""
+    values = request.headers.getall(IDEMPOTENCY_KEY_HEADER, [])
+    if len(values) > 1:
+        raise InvalidRequest(f"at most one {IDEMPOTENCY_KEY_HEADER} header")
+    return values[0] if values else None
+
+
+def idempotency_key(raw: str | None) -> str | None:
+    """The checked ``Idempotency-Key`` header value: 1-255 visible ASCII characters.
+
+    Blanks around it are not part of it (RFC 9110), on either path in.
+    """
+    if raw is None:
+        return None
+    key = raw.strip(" \t")
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidRequest(
+            f"{IDEMPOTENCY_KEY_HEADER} must be 1-255 visible ASCII characters (a UUID, say)"
+        )
+    return key
+
+
 @routes.post("/v1/topics/{topic}/records")
 async def produce(request: web.Request) -> web.Response:
     ctx = context(request)
     topic = inputs.topic_name(request.match_info["topic"])
-    return json_response(await produce_records(ctx.broker, topic, await ctx.json_body(request)))
+    key = _header_idempotency_key(request)
+    body = await ctx.json_body(request)
+    return json_response(await produce_records(ctx.broker, topic, body, key))
 
 
-async def produce_records(broker: Broker, topic: str, body: dict[str, Any]) -> dict[str, Any]:
+async def produce_records(
+    broker: Broker, topic: str, body: dict[str, Any], raw_key: str | None = None
+) -> dict[str, Any]:
     """``POST /v1/topics/{topic}/records`` once the topic name is checked and the body parsed.
 
-    Shared by the route above and the produce lane, which must answer alike.
+    Shared by the route above and the produce lane, which must answer alike;
+    ``raw_key`` is the ``Idempotency-Key`` header as it came.
     """
     inputs.reject_unknown(body, frozenset({"records"}), "request body")
     raw_records = inputs.field(body, "records", list, required=True) or []
     if not 1 <= len(raw_records) <= inputs.MAX_PRODUCE_RECORDS:
         raise InvalidRequest(f"'records' must hold 1 to {inputs.MAX_PRODUCE_RECORDS} records")
     records = _produce_records(raw_records)
-    offsets = await broker.produce(topic, records)
+    offsets = await broker.produce(topic, records, idempotency_key(raw_key))
     return {"topic": topic, "offsets": serialize.positions(offsets)}
 
 
 @routes.get("/v1/topics/{topic}/partitions/{partition}/records")
-async def fetch(request: web.Request) -> web.Response:
+async def fetch(request: web.Request) -> web.StreamResponse:
+    ctx = context(request)
     topic = inputs.topic_name(request.match_info["topic"])
     partition = inputs.path_partition(request)
     start = inputs.start_position(request, "offset")
-    limits = fetch_limits(request)
-    result = await context(request).broker.fetch(topic, partition, start, limits)
-    return json_response(
-        {
-            "topic": topic,
-            "partition": partition,
-            "records": serialize.records(topic, zip(repeat(partition), result.records)),
-            "next_offset": result.next_offset,
-            "high_watermark": result.high_watermark,
-            "start_offset": result.start_offset,
-        }
+    limits = fetch_limits(request, ctx.responses)
+    result = await ctx.broker.fetch(topic, partition, start, limits)
+    body, reserved = _fetch_body(topic, partition, result, ctx.responses)
+    del result  # while the body is sent, only the body is held
+    if not reserved:
+        return web.Response(body=body, content_type="application/json")
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    return await send_body(request, response, body, ctx.responses, reserved)
+
+
+def _fetch_body(
+    topic: str, partition: int, result: FetchResult, budget: ResponseBudget
+) -> tuple[bytes, int]:
+    """The fetch answer and the bytes it reserved in ``budget`` (0 for a small one).
+
+    Called in the event-loop step of the read (no await in between), so the
+    budget counts this body before any other request can build one. When the
+    budget is short, the answer holds fewer records (down to what fits in a
+    small answer, which needs no budget) and the client goes on from its
+    ``next_offset``; only a first record too large for a small answer, with
+    the budget spent, is refused.
+    """
+    texts = serialize.record_texts(topic, zip(repeat(partition), result.records))
+    count = len(texts)
+    # Each record with its comma; map/sum run in C (this is every large fetch).
+    size = serialize.fetch_envelope_bytes(topic, partition) + sum(map(len, texts)) + count
+    reserved = 0
+    if size > DIRECT_BYTES:
+        if budget.reserve(size):
+            reserved = size
+        else:
+            count, reserved = _shrink_to_budget(topic, partition, texts, budget)
+    records = result.records
+    next_offset = records[count - 1].offset + 1 if count < len(records) else result.next_offset
+    body = serialize.fetch_body(
+        topic,
+        partition,
+        texts if count == len(texts) else texts[:count],
+        next_offset=next_offset,
+        high_watermark=result.high_watermark,
+        start_offset=result.start_offset,
     )
+    return body, reserved
 
 
-def fetch_limits(request: web.Request) -> FetchLimits:
+def _shrink_to_budget(
+    topic: str, partition: int, texts: list[bytes], budget: ResponseBudget
+) -> tuple[int, int]:
+    """How many of ``texts`` a short budget lets out, and the bytes reserved for them."""
+    envelope = serialize.fetch_envelope_bytes(topic, partition)
+    sizes = [len(text) + 1 for text in texts]
+    count = budget.reserve_prefix(sizes, envelope)
+    if count:
+        return count, envelope + sum(sizes[:count])
+    # The budget is spent: what a small answer holds still goes out, unreserved.
+    count = prefix_within(sizes, envelope, DIRECT_BYTES)
+    if not count:
+        raise budget.refuse()
+    return count, 0
+
+
+def fetch_limits(request: web.Request, budget: ResponseBudget | None = None) -> FetchLimits:
+    """The fetch's limits from its query; ``max_bytes`` no more than ``budget`` has room for.
+
+    Never less than a small answer, which needs no budget
+    (:mod:`minimq.server.response_budget`), so that reading goes on, in small
+    answers, while slow readers hold the budget.
+    """
+    max_bytes = inputs.query_int(request, "max_bytes", 1024 * 1024, 1, 64 * 1024 * 1024)
+    if budget is not None:
+        max_bytes = min(max_bytes, max(budget.room, DIRECT_BYTES))
     return FetchLimits(
         max_records=inputs.query_int(request, "limit", 100, 1, inputs.MAX_FETCH_RECORDS),
-        max_bytes=inputs.query_int(request, "max_bytes", 1024 * 1024, 1, 64 * 1024 * 1024),
+        max_bytes=max_bytes,
         wait_ms=inputs.query_int(request, "wait_ms", 0, 0, inputs.MAX_WAIT_MS),
     )
 
@@ -178,18 +272,21 @@ def fetch_limits(request: web.Request) -> FetchLimits:
 async def legacy_produce(request: web.Request) -> web.Response:
     """The original contract: ``{"topic": ..., "message": ...}`` → 201."""
     ctx = context(request)
-    payload = await produce_message(ctx.broker, await ctx.json_body(request))
+    key = _header_idempotency_key(request)
+    payload = await produce_message(ctx.broker, await ctx.json_body(request), key)
     return json_response(payload, status=201)
 
 
-async def produce_message(broker: Broker, body: dict[str, Any]) -> dict[str, Any]:
+async def produce_message(
+    broker: Broker, body: dict[str, Any], raw_key: str | None = None
+) -> dict[str, Any]:
     """``POST /produce`` once the body is parsed; shared with the produce lane."""
     topic = inputs.topic_name(inputs.field(body, "topic", str, required=True) or "")
     if "message" not in body:
         raise InvalidRequest("'message' is required")
     # As in _produce_records: tuple.__new__ skips the NamedTuple's keyword __new__.
     record = tuple.__new__(ProduceRecord, (orjson.dumps(body["message"]), None, (), None, None))
-    position = (await broker.produce(topic, [record]))[0]
+    position = (await broker.produce(topic, [record], idempotency_key(raw_key)))[0]
     return {"topic": topic, "partition": position.partition, "offset": position.offset}
 
 

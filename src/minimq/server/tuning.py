@@ -1,6 +1,6 @@
-"""Process-wide runtime tuning for the broker: garbage collector and allocator.
+"""Process-wide runtime tuning for the broker: garbage collector, allocator, descriptors.
 
-Both are about objects a request creates and drops, not about correctness.
+The first two are about objects a request creates and drops, not about correctness.
 
 Garbage collector.  A batch produce or fetch creates thousands of short-lived
 containers (parsed records, tuples, dicts); with the default thresholds that
@@ -27,6 +27,19 @@ memory for reuse instead. Likewise glibc serves every allocation over 128 KiB
 with a fresh ``mmap`` that page-faults in and is unmapped again on free;
 below :data:`MMAP_THRESHOLD_BYTES` they now come from the reused heap:
 building one such response took 0.5 ms instead of 2.1 ms.
+
+The price of keeping freed memory: after a burst of large answers (slow
+readers holding up to the response budget) the heap stayed that large.
+:func:`release_freed_memory` (``malloc_trim``) hands the free pages back,
+anywhere in the heap, and the response budget calls it once it has been idle
+for a second after large bodies were freed; the figures are in
+:mod:`minimq.server.response_budget`.
+
+Descriptors.  Every connection, and every open segment file, is a descriptor,
+and the soft ``RLIMIT_NOFILE`` a shell hands out is often 1,024 while the hard
+limit is far higher. :func:`raise_open_file_limit` lifts the soft limit to the
+hard one at start-up, as servers commonly do, so that ``--max-connections``
+and the data directory are not refused by a default the operator never chose.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import ctypes
 import gc
 import logging
 import platform
+import resource
 
 log = logging.getLogger("minimq.broker")
 
@@ -43,6 +57,9 @@ GC_OLDER_THRESHOLDS = (50, 100)
 # mallopt() parameter numbers, from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+# A soft limit to ask for when the hard limit is "unlimited" (the kernel's
+# nr_open, 1,048,576 by default, caps it anyway).
+UNLIMITED_FILES_SOFT_LIMIT = 1024 * 1024
 TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
 MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024  # the largest value glibc accepts on 64-bit
 
@@ -66,3 +83,29 @@ def keep_freed_memory() -> bool:
         return False
     trim = mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
     return bool(trim and mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+def release_freed_memory() -> bool:
+    """Give free heap memory back to the kernel (glibc's ``malloc_trim``); True if it did."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(malloc_trim(0))
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft ``RLIMIT_NOFILE`` to the hard limit; return the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = UNLIMITED_FILES_SOFT_LIMIT if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d to %d: %s", soft, wanted, exc)
+            return soft
+        log.info("raised the open-file limit from %d to %d", soft, wanted)
+        return wanted
+    return soft

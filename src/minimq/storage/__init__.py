@@ -17,6 +17,7 @@ from minimq.storage.api import (
     TopicConfig,
 )
 from minimq.storage.engine import open_storage
+from minimq.storage.limits import StorageLimits
 from minimq.storage.topics import validate_topic_name
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "PartitionLog",
     "Record",
     "Storage",
+    "StorageLimits",
     "TopicConfig",
     "open_storage",
     "validate_topic_name",

@@ -10,8 +10,8 @@ Timestamps are milliseconds since the Unix epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, Protocol
 
 from minimq.errors import InvalidConfig
@@ -83,6 +83,13 @@ class TopicConfig:
     :data:`UNBOUNDED_MS`; ``None`` takes the broker-wide default.  The broker
     core enforces them at produce (``minimq.core.timestamps``); the log itself
     stores whatever timestamp it is given.
+
+    ``topic_id`` is not a setting but the identity of one *incarnation* of the
+    topic (a UUID, as Kafka has since 2.8), kept in the same metadata file: the
+    log store gives every topic it creates a new one, so a topic deleted and
+    created again under the same name is another topic, and committed offsets
+    are keyed by it (:class:`OffsetStore`).  ``None`` only in a config that is
+    being asked for (``create_topic``); it is left out of comparisons.
     """
 
     partitions: int = 1
@@ -93,6 +100,7 @@ class TopicConfig:
     fsync: FsyncPolicy | None = None  # None: the broker-wide policy
     message_timestamp_before_max_ms: int | None = None
     message_timestamp_after_max_ms: int | None = None
+    topic_id: str | None = field(default=None, compare=False)
 
 
 class PartitionLog(Protocol):
@@ -134,9 +142,13 @@ class LogStore(Protocol):
 
     def topic_names(self) -> list[str]: ...
 
-    def topic_config(self, topic: str) -> TopicConfig: ...
+    def topic_config(self, topic: str) -> TopicConfig:
+        """The topic's config, its ``topic_id`` set (``TopicNotFound`` if there is none)."""
+        ...
 
-    async def create_topic(self, topic: str, config: TopicConfig) -> None: ...
+    async def create_topic(self, topic: str, config: TopicConfig) -> None:
+        """Create ``topic`` with ``config`` under a new ``topic_id`` (``config``'s is ignored)."""
+        ...
 
     async def delete_topic(self, topic: str) -> None: ...
 
@@ -150,20 +162,46 @@ class LogStore(Protocol):
 
 
 class OffsetStore(Protocol):
-    """Committed consumer-group offsets; a commit that returned survives kill -9."""
+    """Committed consumer-group offsets, each for one topic incarnation (its ``topic_id``).
 
-    async def commit(self, group: str, offsets: Iterable[tuple[str, int, int]]) -> None:
-        """Durably store ``(topic, partition, offset)`` triples for ``group``."""
+    A commit that returned survives kill -9.  A commit that was refused never
+    takes effect, not even after a crash.  After a write whose outcome it
+    cannot know (a failed fsync), the store refuses every later write with
+    ``OffsetsFailed`` until it is reopened.  Offsets of a topic incarnation
+    that no longer exists are never returned: a topic deleted and created
+    again starts with no commits, even if the deletion was cut short by a
+    crash (the open removes what it left).
+    """
+
+    async def commit(
+        self,
+        group: str,
+        offsets: Iterable[tuple[str, int, int]],
+        topic_ids: Mapping[str, str] | None = None,
+    ) -> None:
+        """Durably store ``(topic, partition, offset)`` triples for ``group``.
+
+        ``topic_ids`` names the incarnation of each topic the offsets were
+        checked against (default: the current one).  A topic that no longer
+        exists, or exists as another incarnation, raises ``TopicNotFound`` and
+        nothing is stored.
+        """
         ...
 
-    def committed(self, group: str) -> dict[tuple[str, int], int]: ...
+    def committed(self, group: str) -> dict[tuple[str, int], int]:
+        """``(topic, partition) -> offset`` of the group's commits on existing topics."""
+        ...
 
     def group_names(self) -> list[str]: ...
 
     async def delete_group(self, group: str) -> None: ...
 
     async def delete_topic(self, topic: str) -> None:
-        """Forget every group's offsets for a deleted topic."""
+        """Forget every group's offsets for a deleted topic.
+
+        Never raises: a deleted incarnation's offsets are already invisible,
+        and whatever is left on disk is removed at the next open.
+        """
         ...
 
     async def close(self) -> None: ...

@@ -32,6 +32,16 @@ measured here, it builds ~6 M and decodes ~3 M records/s, twice and four times
 what a pure-Python codec reached.  This module owns the header: it patches the
 base offset, parses headers for scans and verifies CRCs with the ``crc32c``
 package.
+
+What a read costs.  A record header costs far more to serve than its bytes
+suggest: it is decoded into a name and a value here and written out as JSON
+by the transport, about 0.7 µs each, while value bytes cost about 3 ns each
+(a 64 MiB fetch of plain records: ~180 ms of decoding and serializing). So a
+read charges each header :data:`HEADER_READ_BYTES` against its ``max_bytes``
+besides its name and value (:func:`read_cost`): whatever its records carry, a
+fetch costs about what a fetch of plain records of that size costs. Without
+it, 64 MiB of records with 90,000 headers each (stored before the broker
+bounded headers per record) held the event loop for 4.6 s per fetch.
 """
 
 from __future__ import annotations
@@ -55,6 +65,8 @@ MAGIC: Final = 2
 NO_LEADER_EPOCH: Final = -1
 MAX_BATCH_BYTES: Final = 64 * 1024 * 1024
 _BASE_OFFSET: Final = struct.Struct(">q")
+# See "What a read costs" above: ~0.7 µs per header / ~3 ns per value byte.
+HEADER_READ_BYTES: Final = 256
 _NO_HEADERS: Final[list[tuple[str, bytes]]] = []
 
 
@@ -172,23 +184,49 @@ def decode_records(
     frame: bytes | bytearray | memoryview, first_offset: int, max_records: int
 ) -> list[Record]:
     """Records of one CRC-checked frame with offset >= ``first_offset``, at most ``max_records``."""
+    return decode_records_counting_headers(frame, first_offset, max_records)[0]
+
+
+def decode_records_counting_headers(
+    frame: bytes | bytearray | memoryview, first_offset: int, max_records: int
+) -> tuple[list[Record], int]:
+    """:func:`decode_records`, and how many headers those records carry in all."""
     if max_records <= 0:
-        return []
+        return [], 0
     batch = DefaultRecordBatch(frame)
     skip = max(first_offset - batch.base_offset, 0)
     # islice skips inside C; the comprehension is the fastest way measured to
     # turn aiokafka's records into ours (tuple.__new__ bypasses NamedTuple.__new__).
     items = islice(batch, skip, skip + max_records)
     new = tuple.__new__
-    return [
-        new(Record, (r.offset, r.timestamp, r.key, r.value, tuple(h) if (h := r.headers) else ()))
+    # Counted only where a record has headers (append returns None, so ``or``
+    # goes on to the tuple): free for records without, unlike a second pass.
+    counts: list[int] = []
+    count = counts.append
+    records = [
+        new(
+            Record,
+            (
+                r.offset,
+                r.timestamp,
+                r.key,
+                r.value,
+                (count(len(h)) or tuple(h)) if (h := r.headers) else (),
+            ),
+        )
         for r in items
     ]
+    return records, sum(counts)
 
 
 def payload_size(record: Record) -> int:
-    """Bytes a record counts against a read's ``max_bytes``: key, value and headers."""
+    """A record's payload bytes: key, value and headers."""
     size = len(record.key or b"") + len(record.value or b"")
     for name, value in record.headers:
         size += len(name) + len(value or b"")
     return size
+
+
+def read_cost(record: Record) -> int:
+    """What a record counts against a read's ``max_bytes``: its payload, and its headers."""
+    return payload_size(record) + HEADER_READ_BYTES * len(record.headers)

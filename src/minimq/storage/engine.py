@@ -1,21 +1,31 @@
 """Opening a data directory: the lock, the clean-shutdown marker, recovery, the stores.
 
-``DATA_DIR/.lock`` is held (``flock``) from open to close.  ``DATA_DIR/.clean-shutdown``
-is written (atomically) by ``close`` after every partition was fsynced, and
-removed by ``open`` before anything is written: when it is present the last
-segment of each partition is trusted with its index; when it is absent that
-segment is re-verified frame by frame and a torn tail truncated.
+The data directory itself and ``DATA_DIR/.lock`` are held (``flock``) from
+open to close (see :class:`~minimq.storage.files.DataDirLock`).
+``DATA_DIR/.clean-shutdown`` is written (atomically) by ``close`` after every
+partition was fsynced, and removed by ``open`` before anything is written:
+when it is present the last segment of each partition is trusted with its
+index; when it is absent that segment is re-verified frame by frame and a
+torn tail truncated.  Without space for the marker, ``close`` leaves it out
+(the next open verifies, which is always safe).
+
+Every failure to open is a :class:`~minimq.errors.StorageError` naming the
+file and the reason (a read-only or foreign data directory is
+``"DATA_DIR/.lock: Permission denied"``), never a bare ``OSError``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from pathlib import Path
 from typing import Final
 
+from minimq.errors import StorageError
 from minimq.storage.api import FsyncPolicy
 from minimq.storage.files import DataDirLock, atomic_write, fsync_dir
+from minimq.storage.limits import StorageLimits
 from minimq.storage.offsets import SqliteOffsetStore
 from minimq.storage.topics import DiskLogStore
 
@@ -24,6 +34,9 @@ log = logging.getLogger(__name__)
 CLEAN_SHUTDOWN_FILE: Final = ".clean-shutdown"
 OFFSETS_FILE: Final = "offsets.sqlite3"
 DEFAULT_FSYNC: Final = FsyncPolicy()
+# Descriptors besides segment files: the locks, the offsets database, a few
+# connections (the server bounds its own with --max-connections).
+DESCRIPTOR_RESERVE: Final = 64
 
 
 class DiskStorage:
@@ -56,19 +69,35 @@ class DiskStorage:
             await self._offsets.close()
             if self._logs.all_closed_cleanly:
                 marker = self.data_dir / CLEAN_SHUTDOWN_FILE
-                await asyncio.get_running_loop().run_in_executor(None, atomic_write, marker, b"")
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, atomic_write, marker, b""
+                    )
+                except OSError as exc:
+                    log.warning(
+                        "%s: not written (%s); the next start verifies the active segments",
+                        marker,
+                        exc.strerror,
+                    )
         finally:
             self._lock.release()
 
 
-async def open_storage(data_dir: Path, default_fsync: FsyncPolicy = DEFAULT_FSYNC) -> DiskStorage:
+async def open_storage(
+    data_dir: Path,
+    default_fsync: FsyncPolicy = DEFAULT_FSYNC,
+    limits: StorageLimits | None = None,
+) -> DiskStorage:
     """Lock ``data_dir`` (``DataDirLocked`` if taken), recover it and open every topic.
 
-    Raises ``CorruptLog`` when a sealed segment holds a corrupt batch.
+    Raises ``CorruptLog`` when a sealed segment holds a corrupt batch, and
+    ``StorageError`` naming the file for any other failure (permissions, a
+    read-only file system, descriptors).
     """
     data_dir = Path(data_dir)
     lock = DataDirLock(data_dir)
-    logs = DiskLogStore(data_dir, default_fsync)
+    logs = DiskLogStore(data_dir, default_fsync, limits)
+    _warn_if_descriptors_are_short(logs.limits)
 
     def open_logs() -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -87,13 +116,47 @@ async def open_storage(data_dir: Path, default_fsync: FsyncPolicy = DEFAULT_FSYN
             raise
 
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, open_logs)
     try:
-        offsets = await SqliteOffsetStore.open(data_dir / OFFSETS_FILE)
+        await loop.run_in_executor(None, open_logs)
+    except OSError as exc:
+        raise StorageError(_describe(exc)) from exc
+    try:
+        # The offsets store drops the commits of topics that are gone and adopts those of
+        # topics that got their id just now; only then are those ids written down.
+        offsets = await SqliteOffsetStore.open(
+            data_dir / OFFSETS_FILE,
+            topic_ids=logs.topic_ids(),
+            adopt=logs.unpersisted_topic_ids,
+            live_topic_id=logs.topic_id,
+        )
+        await loop.run_in_executor(None, logs.persist_topic_ids)
         # A just-created offsets database must not lose its directory entry on power loss.
         await loop.run_in_executor(None, fsync_dir, data_dir)
-    except BaseException:
+    except BaseException as exc:
         await logs.close()
         lock.release()
+        if isinstance(exc, OSError):
+            raise StorageError(_describe(exc)) from exc
         raise
     return DiskStorage(data_dir, lock, logs, offsets)
+
+
+def _warn_if_descriptors_are_short(limits: StorageLimits) -> None:
+    """Say so when the process may not open as many files as the segment cache may hold."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = limits.max_open_segment_files + DESCRIPTOR_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "RLIMIT_NOFILE is %d, less than the %d segment files the cache may keep open plus "
+            "%d for the rest: raise it (ulimit -n) or lower --max-open-segment-files, else "
+            "reads and appends may fail with 'too many open files'",
+            soft,
+            limits.max_open_segment_files,
+            DESCRIPTOR_RESERVE,
+        )
+
+
+def _describe(exc: OSError) -> str:
+    """``"<file>: <reason>"``, the one line a failed open is reported as."""
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason

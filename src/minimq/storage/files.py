@@ -1,4 +1,4 @@
-"""Small durable-file primitives: full writes, directory fsync, atomic replace, the lock file.
+"""Small durable-file primitives: full writes, directory fsync, atomic replace, the lock.
 
 Every function here blocks; callers run them off the event loop (or during
 open, which runs in a worker thread).
@@ -49,13 +49,19 @@ def atomic_write(path: Path, data: bytes) -> None:
     file that recovery deletes.
     """
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        # On a full disk the partial temporary file must not keep the space.
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     fsync_dir(path.parent)
 
 
@@ -73,35 +79,51 @@ def storage_error(exc: OSError, what: str, *, log_failed: bool = True) -> Storag
 
 
 class DataDirLock:
-    """An exclusive ``flock`` on ``DATA_DIR/.lock``, held while the data directory is open.
+    """Exclusive ``flock`` s on the data directory itself and on ``DATA_DIR/.lock``.
 
+    The directory is the lock that counts: it cannot be deleted or replaced
+    under a running broker the way a lock file can (a broker that trusted
+    ``.lock`` alone shared its data directory with a second one once someone
+    deleted the file).  ``.lock`` is locked too, for brokers of earlier
+    versions, which lock only that, and holds the pid for operators.
     ``flock`` locks belong to the open file description, so a second opener
-    fails even inside the same process, and the kernel drops the lock when the
+    fails even inside the same process, and the kernel drops them when the
     process dies (no stale lock after kill -9).
     """
 
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.path = data_dir / ".lock"
-        self._fd: int | None = None
+        self._fds: list[int] = []
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take both locks or neither; ``DataDirLocked`` when another holder has one."""
+        try:
+            self._lock(os.open(self.data_dir, os.O_RDONLY | os.O_DIRECTORY))
+            self._lock(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644))
+        except BaseException:
+            self.release()
+            raise
+        # The pid is for people, not for locking: a full disk must not stop a start.
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fds[-1], 0)
+            os.write(self._fds[-1], f"{os.getpid()}\n".encode())
+
+    def _lock(self, fd: int) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise DataDirLocked(
-                    f"data directory {self.path.parent} is in use by another broker"
+                    f"data directory {self.data_dir} is in use by another broker"
                 ) from None
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        self._fds.append(fd)
 
     def release(self) -> None:
-        if self._fd is not None:
+        for fd in reversed(self._fds):
             with contextlib.suppress(OSError):
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        self._fds.clear()

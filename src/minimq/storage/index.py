@@ -24,6 +24,7 @@ in-memory lists; the file is written by the partition writer, one call at a time
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from bisect import bisect_left, bisect_right
@@ -117,14 +118,23 @@ class SegmentIndex:
 
 
 def write_index_files(index: SegmentIndex, index_path: Path, time_path: Path) -> None:
-    """Replace both index files with ``index`` (tmp file, fsync, rename)."""
+    """Replace both index files with ``index`` (tmp file, fsync, rename).
+
+    On failure (ENOSPC...) the temporary file is removed before the
+    ``OSError`` propagates, so a full disk gets none of its space taken.
+    """
     offsets, times = index.encode_entries(0)
     for path, data in ((index_path, offsets), (time_path, times)):
         tmp = path.with_name(path.name + TMP_SUFFIX)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
         try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            try:
+                write_all(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise

@@ -46,6 +46,14 @@ poisons the log as above.  Because the old segment was fsynced before the new
 files exist, a crash at any point leaves at most an empty last segment, which
 recovery accepts.
 
+Descriptors.  Segments hold no descriptors of their own; they lease them
+from the data directory's :class:`~minimq.storage.descriptors.DescriptorCache`
+(see there).  When the active log's descriptor cannot be reopened (EMFILE:
+the process is out of descriptors), nothing has been written: the appends of
+the group fail with ``STORAGE_ERROR`` and the log stays writable, as for a
+roll whose files cannot be created.  Under ``interval:<ms>`` the active log
+stays leased from its first unsynced write until the interval fsync.
+
 Concurrency contract.  All public methods run on the event-loop thread.
 ``read`` and ``offset_for_timestamp`` are synchronous and only look at
 published state (segment list, each segment's published ``size``), which the
@@ -80,8 +88,10 @@ from minimq.errors import (
 )
 from minimq.storage.api import FsyncPolicy, NewRecord, Record, TopicConfig
 from minimq.storage.batch import encode_batch
+from minimq.storage.descriptors import DescriptorCache
 from minimq.storage.files import TMP_SUFFIX, fsync_dir, storage_error
-from minimq.storage.segment import LOG_SUFFIX, Segment
+from minimq.storage.limits import DEFAULT_MAX_OPEN_SEGMENT_FILES
+from minimq.storage.segment import LOG_SUFFIX, Segment, SegmentFileUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +114,16 @@ class _PendingAppend:
     base_offset: int = field(default=-1)
 
 
-class _RollNotStarted(Exception):
-    """The next segment's files could not be created; the log is unchanged and writable."""
+class _LogUnchanged(Exception):
+    """File work that failed before it changed anything; the log is writable as it was."""
 
     def __init__(self, error: StorageError) -> None:
         super().__init__(error.message)
         self.error = error
+
+
+class _RollNotStarted(_LogUnchanged):
+    """The next segment's files could not be created (or the old one not reopened to sync)."""
 
 
 class DiskPartitionLog:
@@ -121,8 +135,10 @@ class DiskPartitionLog:
         segments: list[Segment],
         config: TopicConfig,
         fsync: FsyncPolicy,
+        files: DescriptorCache,
     ) -> None:
         self.directory = directory
+        self._files = files
         self._segments = segments
         self._bases = [segment.base_offset for segment in segments]
         self._size_bytes = sum(segment.size for segment in segments)
@@ -141,9 +157,18 @@ class DiskPartitionLog:
 
     @classmethod
     def open(
-        cls, directory: Path, config: TopicConfig, fsync: FsyncPolicy, *, clean: bool
+        cls,
+        directory: Path,
+        config: TopicConfig,
+        fsync: FsyncPolicy,
+        *,
+        clean: bool,
+        files: DescriptorCache | None = None,
     ) -> DiskPartitionLog:
         """Open (blocking) and recover the partition in ``directory``.
+
+        ``files`` is the data directory's descriptor cache (a cache of the
+        default size of its own when None, for tools and tests).
 
         Passes: (1) delete leftover ``.tmp`` files and index files without a
         log; (2) load sealed segments from their index (rebuilding a missing
@@ -152,13 +177,16 @@ class DiskPartitionLog:
         all of it and truncate a torn tail; (4) check that segments are
         contiguous.  An empty directory gets a first segment at offset 0.
         """
+        files = files or DescriptorCache(DEFAULT_MAX_OPEN_SEGMENT_FILES)
         bases = _clean_directory(directory)
         segments: list[Segment] = []
         try:
             for number, base in enumerate(bases):
                 active = number == len(bases) - 1
                 segments.append(
-                    Segment.load(directory, base, active=active, recover=active and not clean)
+                    Segment.load(
+                        directory, base, files, active=active, recover=active and not clean
+                    )
                 )
             for previous, current in itertools.pairwise(segments):
                 if previous.next_offset != current.base_offset:
@@ -167,13 +195,13 @@ class DiskPartitionLog:
                         f"next segment starts at {current.base_offset}; refusing to open"
                     )
             if not segments:
-                segments.append(Segment.create(directory, 0))
+                segments.append(Segment.create(directory, 0, files))
                 fsync_dir(directory)
         except BaseException:
             for segment in segments:
                 segment.close()
             raise
-        return cls(directory, segments, config, fsync)
+        return cls(directory, segments, config, fsync, files)
 
     # ----------------------------------------------------------------- state
 
@@ -303,20 +331,23 @@ class DiskPartitionLog:
                 last += 1
             chunk = group[first:last]
             planned = segment.plan([pending.frame for pending in chunk])
+            write = functools.partial(
+                segment.write, planned, sync=sync, hold_until_sync=self.fsync.mode == "interval"
+            )
+            what = f"append to {segment.log_path}"
             try:
                 if not sync and len(planned.data) <= INLINE_WRITE_BYTES:
-                    self._inline(
-                        functools.partial(segment.write, planned, sync=False),
-                        f"append to {segment.log_path}",
-                    )
+                    self._inline(write, what)
                 else:
-                    await self._blocking(
-                        functools.partial(segment.write, planned, sync=sync),
-                        f"append to {segment.log_path}",
-                    )
+                    await self._blocking(write, what)
             except StorageFull:
                 self._recoverable = sync
                 raise
+            except _LogUnchanged as unchanged:
+                # As for a roll that could not start: refuse, stay writable.
+                log.warning("%s: %s", self.directory, unchanged.error.message)
+                _fail(group[first:], unchanged.error)
+                break
             segment.publish(planned, now)
             self._size_bytes += planned.end - planned.start
             for pending in chunk:
@@ -335,10 +366,17 @@ class DiskPartitionLog:
         """
         if not self._recoverable:
             return False
-        self._recoverable = False
         segment = self._segments[-1]
+        # _recoverable stays set while this awaits: an append arriving meanwhile
+        # queues for this writer (full disk: STORAGE_FULL), not LOG_FAILED at once.
         try:
             await self._blocking(segment.discard_unpublished, f"recover {segment.log_path}")
+        except _LogUnchanged as unchanged:
+            # Not even reopened: nothing was truncated yet, so trying again later is safe.
+            self._failure = unchanged.error
+            self._recoverable = True
+            log.error("%s: cannot recover yet: %s", self.directory, unchanged.error.message)
+            return False
         except StorageError as exc:
             # Still full: the truncation may not be durable yet, but every published
             # byte is, so trying again later stays safe.  Anything else poisons the log.
@@ -346,7 +384,11 @@ class DiskPartitionLog:
             self._recoverable = isinstance(exc, StorageFull)
             log.error("%s: cannot recover after a full disk: %s", self.directory, exc.message)
             return False
+        except BaseException:
+            self._recoverable = False
+            raise
         log.info("%s: unpublished bytes discarded after a full disk; retrying", self.directory)
+        self._recoverable = False
         self._failure = None
         return True
 
@@ -376,10 +418,13 @@ class DiskPartitionLog:
         old = self._segments[-1]
         what = f"roll {old.log_path}"
         try:
-            await self._blocking(old.sync, what)
+            try:
+                await self._blocking(old.sync, what)
+            except _LogUnchanged as unchanged:
+                raise _RollNotStarted(unchanged.error) from unchanged
             try:
                 new = await asyncio.get_running_loop().run_in_executor(
-                    None, Segment.create, self.directory, old.next_offset
+                    None, Segment.create, self.directory, old.next_offset, self._files
                 )
             except OSError as exc:
                 error = storage_error(exc, f"{self.directory}: {what}", log_failed=False)
@@ -402,9 +447,16 @@ class DiskPartitionLog:
         return new
 
     async def _blocking(self, work: Callable[[], _T], what: str) -> _T:
-        """Run blocking file work in a worker thread, mapping ``OSError`` to a storage error."""
+        """Run blocking file work in a worker thread, mapping ``OSError`` to a storage error.
+
+        A descriptor that could not be opened raises :class:`_LogUnchanged`
+        (nothing was done); callers that cannot use that say so by catching it.
+        """
         try:
             return await asyncio.get_running_loop().run_in_executor(None, work)
+        except SegmentFileUnavailable as exc:
+            error = storage_error(exc, f"{self.directory}: {what}", log_failed=False)
+            raise _LogUnchanged(error) from exc
         except OSError as exc:
             raise storage_error(exc, f"{self.directory}: {what}") from exc
 
@@ -412,6 +464,9 @@ class DiskPartitionLog:
         """Run short file work right here, mapping ``OSError`` as :meth:`_blocking` does."""
         try:
             return work()
+        except SegmentFileUnavailable as exc:
+            error = storage_error(exc, f"{self.directory}: {what}", log_failed=False)
+            raise _LogUnchanged(error) from exc
         except OSError as exc:
             raise storage_error(exc, f"{self.directory}: {what}") from exc
 
@@ -428,6 +483,14 @@ class DiskPartitionLog:
             active = self._segments[-1]
             try:
                 await self._blocking(active.sync, f"fsync {active.log_path}")
+            except _LogUnchanged as unchanged:
+                # No fsync ran (a descriptor could not be reopened), so running it
+                # later is not the retry of a failed fsync.
+                log.warning("%s: interval fsync postponed: %s", self.directory, unchanged.error)
+                if self._flush_timer is None and not self._closed:
+                    self._flush_timer = asyncio.get_running_loop().call_later(
+                        self.fsync.interval_ms / 1000, self._start_interval_flush
+                    )
             except StorageError as exc:
                 self._failure = exc
                 log.error(
@@ -522,10 +585,17 @@ class DiskPartitionLog:
                 try:
                     if not failed:
                         self._segments[-1].sync()
+                        for segment in self._segments:
+                            segment.persist_index()
                 finally:
                     self.close_files()
 
-            await self._blocking(sync_and_close, "close")
+            try:
+                await self._blocking(sync_and_close, "close")
+            except _LogUnchanged as unchanged:
+                # Not fsynced: the next open must verify the active segment again.
+                self._failure = unchanged.error
+                log.error("%s: closed without a final fsync: %s", self.directory, unchanged.error)
 
     def close_files(self) -> None:
         """Close every segment without fsync (blocking; for aborted opens and after ``close``)."""

@@ -4,19 +4,39 @@ Layout::
 
     DATA_DIR/topics/<topic>/topic.json            the TopicConfig (atomic replace)
     DATA_DIR/topics/<topic>/<partition>/<base>.log|.index|.timeindex
-    DATA_DIR/trash/                               deleted topics being removed
+    DATA_DIR/trash/                               topics being created or removed
+    DATA_DIR/unrecognized/                        what MiniMQ found in topics/ and did not make
 
-``topic.json`` is written last when a topic is created, so a topic directory
-without it and without records is an interrupted creation and is removed at
-open; one that holds records gets a rebuilt ``topic.json`` instead (as does
-one whose ``topic.json`` is unreadable), so no record is ever dropped for
-want of its metadata.  Deleting a
-topic renames its directory into ``trash/`` (atomic) before removing the
-files, so a crash never leaves half a topic visible; ``trash/`` is emptied at
-open.  Topic names are checked against ``^[A-Za-z0-9._-]{1,249}$`` (not ``.``
+A topic is created in ``trash/`` (its partition directories, then
+``topic.json``) and renamed into ``topics/`` in one atomic step, so
+``topics/`` never holds half a topic; a crash leaves the half in ``trash/``,
+which is emptied at open.  Deleting a topic renames its directory into
+``trash/`` before removing the files.  A topic directory whose ``topic.json``
+is missing or unreadable but that holds records gets a rebuilt
+``topic.json``, so no record is ever dropped for want of its metadata.
+
+MiniMQ never deletes what it did not create, and never follows a symbolic
+link under ``topics/``.  At open, an entry of ``topics/`` with a valid topic
+name that is a symbolic link, not a directory, or a directory with neither
+``topic.json`` nor records is moved into ``unrecognized/`` (the link itself,
+never its target) and logged as an error; entries whose names are not topic
+names are left alone.  A partition directory that is a symbolic link stops
+the open with an error naming it, and segment files are opened with
+``O_NOFOLLOW``, so no write can land outside DATA_DIR.
+
+Every topic has a ``topic_id`` (a random UUID in ``topic.json``), new for
+each creation, so a topic deleted and created again under its name is another
+topic (committed offsets are keyed by it, :mod:`minimq.storage.offsets`).  A
+``topic.json`` without one (written before topic ids, or rebuilt) gets one at
+open, written only by :meth:`DiskLogStore.persist_topic_ids` once the offsets
+store has adopted the topic's commits.
+
+Topic names are checked against ``^[A-Za-z0-9._-]{1,249}$`` (not ``.``
 or ``..``) before they name any path, so no request reaches outside DATA_DIR.
 A new name may not equal an existing one ignoring case and ``.``/``_``
 (``InvalidTopicName``), so every topic has its own directory everywhere.
+Creations beyond the :class:`~minimq.storage.limits.StorageLimits` (topics,
+partitions of all topics) are refused before anything is made.
 
 Concurrency: all methods run on the event-loop thread; creation and deletion
 are serialized by one lock and do their file work in a worker thread.
@@ -25,8 +45,10 @@ are serialized by one lock and do their file work in a worker thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
+import os
 import re
 import shutil
 import uuid
@@ -37,19 +59,26 @@ from minimq.errors import (
     CorruptLog,
     InvalidConfig,
     InvalidTopicName,
+    PartitionLimitReached,
     PartitionNotFound,
+    StorageError,
     TopicAlreadyExists,
+    TopicLimitReached,
     TopicNotFound,
 )
 from minimq.storage.api import UNBOUNDED_MS, FsyncPolicy, TopicConfig
+from minimq.storage.descriptors import DescriptorCache
 from minimq.storage.files import atomic_write, fsync_dir, storage_error
+from minimq.storage.limits import StorageLimits
 from minimq.storage.partition import DiskPartitionLog, now_ms
+from minimq.storage.segment import NO_SPACE_ERRNOS
 
 log = logging.getLogger(__name__)
 
 TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 CONFIG_FILE: Final = "topic.json"
 CONFIG_FORMAT: Final = 1
+TOPIC_ID: Final = re.compile(r"[0-9a-f]{32}")
 MAX_PARTITIONS: Final = 1024
 MIN_SEGMENT_BYTES: Final = 1024
 MAX_SEGMENT_BYTES: Final = 1024 * 1024 * 1024  # index positions are uint32
@@ -104,6 +133,7 @@ def config_to_json(config: TopicConfig) -> bytes:
         "fsync": None if config.fsync is None else str(config.fsync),
         "message_timestamp_before_max_ms": config.message_timestamp_before_max_ms,
         "message_timestamp_after_max_ms": config.message_timestamp_after_max_ms,
+        "topic_id": config.topic_id,
     }
     return json.dumps(document, indent=2).encode() + b"\n"
 
@@ -123,10 +153,25 @@ def config_from_json(raw: bytes, path: Path) -> TopicConfig:
             # them and mean the broker-wide default, as null does.
             message_timestamp_before_max_ms=document.get("message_timestamp_before_max_ms"),
             message_timestamp_after_max_ms=document.get("message_timestamp_after_max_ms"),
+            # Absent from topic.json files written before topic ids: the open gives one.
+            topic_id=_stored_topic_id(document.get("topic_id")),
         )
         return validate_config(config)
     except (ValueError, KeyError, TypeError, InvalidConfig) as exc:
         raise CorruptLog(f"{path}: unreadable topic metadata ({exc}); refusing to open") from None
+
+
+def new_topic_id() -> str:
+    """A new topic incarnation's id: a random UUID, as 32 lower-case hex digits."""
+    return uuid.uuid4().hex
+
+
+def _stored_topic_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not TOPIC_ID.fullmatch(value):
+        raise ValueError(f"topic_id must be 32 lower-case hex digits, not {value!r}")
+    return value
 
 
 def _clash_key(name: str) -> str:
@@ -141,7 +186,11 @@ def _clash_key(name: str) -> str:
 
 def _holds_records(topic_dir: Path) -> bool:
     """True when any partition of ``topic_dir`` has a non-empty segment."""
-    return any(path.stat().st_size > 0 for path in topic_dir.glob("*/*.log"))
+    return any(path.lstat().st_size > 0 for path in topic_dir.glob("*/*.log"))
+
+
+def _is_topic_name(name: str) -> bool:
+    return TOPIC_NAME.fullmatch(name) is not None and name not in (".", "..")
 
 
 def _rebuild_config(topic_dir: Path, reason: str) -> TopicConfig:
@@ -160,7 +209,14 @@ def _rebuild_config(topic_dir: Path, reason: str) -> TopicConfig:
     config_path = topic_dir / CONFIG_FILE
     if config_path.exists():
         config_path.replace(config_path.with_name(CONFIG_FILE + ".bad"))
-    atomic_write(config_path, config_to_json(config))
+    try:
+        atomic_write(config_path, config_to_json(config))
+    except OSError as exc:
+        if exc.errno not in NO_SPACE_ERRNOS:
+            raise
+        # A full disk must not keep the topic's records from being served: the
+        # rebuilt settings live in memory, and the next open rebuilds them again.
+        log.error("%s: no space to write the rebuilt %s; kept in memory", topic_dir, CONFIG_FILE)
     log.error(
         "%s: %s; rebuilt it with %d partition(s) and default settings (retention, segment "
         "size, fsync, timestamp bounds): check them",
@@ -174,13 +230,23 @@ def _rebuild_config(topic_dir: Path, reason: str) -> TopicConfig:
 class DiskLogStore:
     """The ``LogStore`` of one data directory (see the module docstring)."""
 
-    def __init__(self, data_dir: Path, default_fsync: FsyncPolicy) -> None:
+    def __init__(
+        self, data_dir: Path, default_fsync: FsyncPolicy, limits: StorageLimits | None = None
+    ) -> None:
         self.topics_dir = data_dir / "topics"
         self.trash_dir = data_dir / "trash"
+        self.unrecognized_dir = data_dir / "unrecognized"
         self.default_fsync = default_fsync
+        self.limits = limits or StorageLimits()
+        # Every segment file of the data directory leases its descriptor here.
+        self.files = DescriptorCache(self.limits.max_open_segment_files)
         self._configs: dict[str, TopicConfig] = {}
         self._partitions: dict[str, list[DiskPartitionLog]] = {}
         self._admin_lock = asyncio.Lock()
+        # Topics opened without a topic id in topic.json (written before topic ids,
+        # or rebuilt): given one in memory, written by persist_topic_ids once the
+        # offsets store has adopted their commits under it.
+        self.unpersisted_topic_ids: set[str] = set()
 
     # ----------------------------------------------------------------- opening
 
@@ -196,17 +262,19 @@ class DiskLogStore:
 
     def _open_all(self, *, clean: bool) -> None:
         self.topics_dir.mkdir(exist_ok=True)
-        if self.trash_dir.exists():
-            shutil.rmtree(self.trash_dir)
-        self.trash_dir.mkdir()
+        self._empty_trash()
         # The entries of topics/ and trash/ in DATA_DIR must be durable before any
         # topic is acknowledged: without this fsync a power cut after the first
         # start could drop topics/ (and every topic in it) with the parent entry.
         fsync_dir(self.topics_dir.parent)
         for topic_dir in sorted(self.topics_dir.iterdir()):
             name = topic_dir.name
-            if not topic_dir.is_dir() or not TOPIC_NAME.fullmatch(name) or name in (".", ".."):
-                log.warning("%s: not a topic directory, ignored", topic_dir)
+            if not _is_topic_name(name):
+                log.warning("%s: not a topic name, ignored", topic_dir)
+                continue
+            if topic_dir.is_symlink() or not topic_dir.is_dir():
+                kind = "a symbolic link" if topic_dir.is_symlink() else "not a directory"
+                self._move_aside(topic_dir, f"{kind}, so not a topic")
                 continue
             config_path = topic_dir / CONFIG_FILE
             if config_path.exists():
@@ -217,12 +285,100 @@ class DiskLogStore:
             elif _holds_records(topic_dir):
                 config = _rebuild_config(topic_dir, f"{config_path} is missing")
             else:
-                log.warning("%s: interrupted topic creation, removing it", topic_dir)
-                self._discard(topic_dir)
+                self._move_aside(topic_dir, f"neither {CONFIG_FILE} nor records, so not a topic")
                 continue
+            if config.topic_id is None:
+                config = dataclasses.replace(config, topic_id=new_topic_id())
+                self.unpersisted_topic_ids.add(name)
             self._configs[name] = config
             self._partitions[name] = self._open_partitions(topic_dir, config, clean=clean)
         fsync_dir(self.topics_dir)
+        topics, partitions = len(self._configs), self._partition_count()
+        if topics > self.limits.max_topics or partitions > self.limits.max_partitions:
+            log.warning(
+                "%d topics with %d partitions are more than the limits (%d topics, %d "
+                "partitions): all are served, but no topic can be created until some are deleted",
+                topics,
+                partitions,
+                self.limits.max_topics,
+                self.limits.max_partitions,
+            )
+
+    def persist_topic_ids(self) -> None:
+        """Write the topic ids given at open into ``topic.json`` (blocking; during open).
+
+        Runs after the offsets store adopted those topics' commits (see
+        :mod:`minimq.storage.offsets`).  A file that cannot be written is only
+        logged: its topic gets another id at the next open, which adopts the
+        commits again, so nothing is lost either way.
+        """
+        for name in sorted(self.unpersisted_topic_ids):
+            path = self.topics_dir / name / CONFIG_FILE
+            try:
+                atomic_write(path, config_to_json(self._configs[name]))
+            except OSError as exc:
+                log.error("%s: cannot write its topic id (%s); kept in memory", path, exc)
+                continue
+            self.unpersisted_topic_ids.discard(name)
+
+    def topic_ids(self) -> dict[str, str]:
+        """Every topic's name and topic id."""
+        return {name: config.topic_id or "" for name, config in self._configs.items()}
+
+    def topic_id(self, topic: str) -> str | None:
+        """The id of ``topic``'s current incarnation, None when there is no such topic."""
+        config = self._configs.get(topic)
+        return None if config is None else config.topic_id
+
+    def _empty_trash(self) -> None:
+        """Remove what ``trash/`` holds (MiniMQ's own: creations and deletions cut short)."""
+        if self.trash_dir.is_symlink() or (self.trash_dir.exists() and not self.trash_dir.is_dir()):
+            self._move_aside(self.trash_dir, "not MiniMQ's trash directory")
+        if not self.trash_dir.exists():
+            self.trash_dir.mkdir()
+            return
+        # Emptied, not removed and made again: on a full disk the new directory
+        # might not fit, and then the broker could not start.
+        for entry in self.trash_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def _move_aside(self, path: Path, reason: str) -> None:
+        """Move ``path`` into ``unrecognized/`` (blocking): what MiniMQ did not make, it keeps.
+
+        The rename moves a symbolic link itself, never what it points to.
+        """
+        self.unrecognized_dir.mkdir(exist_ok=True)
+        target = self.unrecognized_dir / f"{path.name[:200]}.{uuid.uuid4().hex[:12]}"
+        path.rename(target)
+        fsync_dir(path.parent)
+        fsync_dir(self.unrecognized_dir)
+        log.error(
+            "%s: %s; MOVED ASIDE to %s (MiniMQ deletes nothing it did not create): check it",
+            path,
+            reason,
+            target,
+        )
+
+    def _partition_count(self) -> int:
+        return sum(config.partitions for config in self._configs.values())
+
+    def _check_limits(self, topic: str, config: TopicConfig) -> None:
+        limits = self.limits
+        if len(self._configs) >= limits.max_topics:
+            raise TopicLimitReached(
+                f"cannot create topic {topic!r}: the broker holds {len(self._configs)} topics, "
+                f"its limit (--max-topics {limits.max_topics}); delete topics to make room"
+            )
+        in_use = self._partition_count()
+        if in_use + config.partitions > limits.max_partitions:
+            raise PartitionLimitReached(
+                f"cannot create topic {topic!r} with {config.partitions} partition(s): "
+                f"{in_use} of the broker's {limits.max_partitions} partitions "
+                "(--max-partitions) are in use"
+            )
 
     def _open_partitions(
         self, topic_dir: Path, config: TopicConfig, *, clean: bool
@@ -232,20 +388,52 @@ class DiskLogStore:
         try:
             for number in range(config.partitions):
                 directory = topic_dir / str(number)
+                if directory.is_symlink():
+                    raise StorageError(
+                        f"{directory} is a symbolic link: MiniMQ never follows links under "
+                        "topics/ (put the partition's files back in place)"
+                    )
                 directory.mkdir(exist_ok=True)
-                opened.append(DiskPartitionLog.open(directory, config, fsync, clean=clean))
+                opened.append(
+                    DiskPartitionLog.open(directory, config, fsync, clean=clean, files=self.files)
+                )
         except BaseException:
             for partition in opened:
                 partition.close_files()
             raise
         return opened
 
+    def _stage_and_publish(self, topic_dir: Path, config: TopicConfig) -> None:
+        """Build the topic's directories and ``topic.json`` in ``trash/``, then rename it in place.
+
+        Blocking.  ``atomic_write`` fsyncs the staging directory, so the
+        partition directories and ``topic.json`` are durable before the rename
+        makes the topic visible; the fsync of ``topics/`` makes the rename durable.
+        """
+        staging = self.trash_dir / f"{topic_dir.name[:200]}.{uuid.uuid4().hex}"
+        try:
+            staging.mkdir()
+            for number in range(config.partitions):
+                (staging / str(number)).mkdir()
+            atomic_write(staging / CONFIG_FILE, config_to_json(config))
+            staging.rename(topic_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        fsync_dir(self.topics_dir)
+
     def _discard(self, topic_dir: Path) -> None:
         """Move a topic directory to the trash (atomic), then delete it (blocking)."""
-        target = self.trash_dir / f"{topic_dir.name}-{uuid.uuid4().hex}"
+        # At most 200 + 33 characters: a 249-character name plus the suffix would
+        # pass the file system's 255.
+        target = self.trash_dir / f"{topic_dir.name[:200]}-{uuid.uuid4().hex}"
         topic_dir.rename(target)
         fsync_dir(self.topics_dir)
-        shutil.rmtree(target)
+        try:
+            shutil.rmtree(target)
+        except OSError as exc:
+            # The topic is gone with the rename; the next open empties trash/ again.
+            log.warning("%s: not removed yet (%s); the next start removes it", target, exc)
 
     # ----------------------------------------------------------------- LogStore
 
@@ -286,34 +474,35 @@ class DiskLogStore:
                     f"topic name {topic!r} collides with the existing topic {clash!r}: names "
                     "must differ by more than letter case or '.' versus '_'"
                 )
+            self._check_limits(topic, config)
             topic_dir = self.topics_dir / topic
+            # A new incarnation, whatever the caller's config says: never an old one's id.
+            config = dataclasses.replace(config, topic_id=new_topic_id())
 
             def create() -> list[DiskPartitionLog]:
-                topic_dir.mkdir()
-                partitions: list[DiskPartitionLog] = []
+                if os.path.lexists(topic_dir):
+                    raise StorageError(
+                        f"cannot create topic {topic!r}: {topic_dir} exists but is not a topic "
+                        "(the next start moves it aside)"
+                    )
+                self._stage_and_publish(topic_dir, config)
                 try:
-                    partitions = self._open_partitions(topic_dir, config, clean=True)
-                    fsync_dir(topic_dir)
-                    atomic_write(topic_dir / CONFIG_FILE, config_to_json(config))
-                    fsync_dir(self.topics_dir)
+                    return self._open_partitions(topic_dir, config, clean=True)
                 except BaseException:
                     # Never leave half a topic behind (open files, a directory that
                     # would make every retry fail): the creation was not acknowledged.
-                    for partition in partitions:
-                        partition.close_files()
                     try:
                         self._discard(topic_dir)
                     except OSError as exc:
                         log.error("%s: cannot remove a failed creation: %s", topic_dir, exc)
                     raise
-                return partitions
 
             try:
                 partitions = await asyncio.get_running_loop().run_in_executor(None, create)
             except OSError as exc:
-                # EMFILE (each partition keeps its active segment's three files
-                # open), ENOSPC, EIO...: a storage failure, not a broker bug.  Nothing
-                # of the topic is left, so no log has failed.
+                # EMFILE (the process is out of descriptors), ENOSPC, EIO...: a
+                # storage failure, not a broker bug.  Nothing of the topic is left,
+                # so no log has failed.
                 raise storage_error(
                     exc, f"cannot create topic {topic!r}", log_failed=False
                 ) from exc

@@ -20,7 +20,7 @@ from typing import Any
 from flask import Flask, Response
 from flask_bootstrap import Bootstrap5
 
-from minimq.ui import csrf
+from minimq.ui import csrf, login
 from minimq.ui.broker import attach_client
 from minimq.ui.records import format_time, value_text
 from minimq.ui.views import dashboard, errors, groups, produce, topics
@@ -52,29 +52,34 @@ def create_app(
     broker_url: str,
     token: str | None = None,
     *,
+    password: str | None = None,
     secret_key: str | None = None,
+    secure_cookie: bool = False,
     poll_interval_ms: int = 1000,
     broker_timeout: float = 5.0,
     **config: Any,
 ) -> Flask:
     """Build the UI for the broker at ``broker_url``.
 
-    ``token`` is sent to the broker as a bearer token.  ``secret_key`` signs
-    the session cookie that carries the CSRF token; by default a random key
-    per process (sessions then end when the UI restarts).
+    ``token`` is sent to the broker as a bearer token. With ``password``, or
+    else with a ``token``, the UI needs a login with it (:mod:`minimq.ui.login`).
+    ``secret_key`` signs the session cookie (the login and the CSRF token); by
+    default a random key per process (sessions then end when the UI restarts).
+    ``secure_cookie`` marks that cookie ``Secure`` even over plain http (behind
+    a proxy that ends TLS); it is ``Secure`` over https anyway.
     ``poll_interval_ms`` is how often live pages poll (at most 1000 ms keeps
     the live tail within a second).  Extra ``config`` goes to ``app.config``.
     """
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=secret_key or secrets.token_hex(32),
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
         BOOTSTRAP_SERVE_LOCAL=True,
         MINIMQ_BROKER_URL=broker_url.rstrip("/"),
     )
     app.config.update(config)
     Bootstrap5(app)
+    # The login first: a request without one is sent to the login form, whatever it is.
+    login.install(app, password or token, secure_cookie=secure_cookie)
     app.before_request(csrf.check_csrf)
     app.after_request(_add_security_headers)
     attach_client(app, broker_url, token, broker_timeout)

@@ -187,12 +187,22 @@ class GroupCoordinator:
         member_id: str | None = None,
         assignor: str | None = None,
     ) -> GroupMembership:
-        """Join (or, as a member already, re-learn) the group; a new id when none is given."""
+        """Join the group, or join again as a member; a new id when none is given.
+
+        A member that joins again (after being fenced, say) learns the current
+        generation and starts over from the committed offsets on the
+        partitions it owns: its reads since its last commit come again, so a
+        commit that was refused is never left without the records to redo it.
+        """
         self._reader.config(topic)
         if assignor is not None and assignor not in ASSIGNORS:
             raise InvalidRequest(f"assignor must be one of {', '.join(sorted(ASSIGNORS))}")
         member_id = member_id or uuid.uuid4().hex
         group, _ = self._enter(name, topic, member_id, assignor)
+        for partition in group.owned(member_id, topic):
+            # No lock needed: a committing fetch in flight advances only positions
+            # that still exist, and the next set-up reads the committed offset.
+            group.positions.pop((topic, partition), None)
         return self._membership(group, member_id, topic)
 
     def heartbeat(
@@ -407,7 +417,8 @@ class GroupCoordinator:
         records = self._read_from(topic, positions, limits)
         after = self._next_positions(positions, records)
         if commit and records:
-            await self._store_commit(name, _changed(topic, positions, after))
+            changed = _changed(topic, positions, after)
+            await self._store_commit(name, changed, self._incarnation(topic))
         for p, offset in after.items():
             # Only where this member still owns the partition in this generation:
             # a rebalance during the commit moved the rest, and their new owner
@@ -450,7 +461,8 @@ class GroupCoordinator:
             records = self._read_from(topic, positions, limits)
             after = self._next_positions(positions, records)
             if commit and records:
-                await self._store_commit(name, _changed(topic, positions, after))
+                changed = _changed(topic, positions, after)
+                await self._store_commit(name, changed, self._incarnation(topic))
         return GroupFetchResult(name, topic, None, None, partitions, records, after)
 
     async def consume(self, topic: str, consumer_id: str) -> ConsumedMessage | None:
@@ -471,7 +483,8 @@ class GroupCoordinator:
 
     # -- commits -----------------------------------------------------------------
 
-    def _check_commit_range(self, offsets: Sequence[CommitOffset]) -> None:
+    def _check_commit_range(self, offsets: Sequence[CommitOffset]) -> dict[str, str]:
+        """Check every offset against its partition; the topic incarnations checked."""
         for item in offsets:
             plog = self._reader.partition(item.topic, item.partition)
             if not 0 <= item.offset <= plog.end_offset:
@@ -479,6 +492,10 @@ class GroupCoordinator:
                     f"offset {item.offset} of {item.topic}/{item.partition} is outside"
                     f" 0..{plog.end_offset}"
                 )
+        incarnations: dict[str, str] = {}
+        for item in offsets:
+            incarnations.update(self._incarnation(item.topic))
+        return incarnations
 
     def _check_owner(
         self, name: str, member_id: str, generation: int, offsets: Sequence[CommitOffset]
@@ -505,7 +522,7 @@ class GroupCoordinator:
         """
         if member_id is not None and generation is None:
             raise InvalidRequest("a member's commit needs its 'generation'")
-        self._check_commit_range(offsets)
+        incarnations = self._check_commit_range(offsets)
         async with self._locks.hold(name):
             # Checked with the lock held: the generation may have ended while waiting for it.
             if member_id is None:
@@ -513,11 +530,24 @@ class GroupCoordinator:
             else:
                 assert generation is not None
                 self._check_owner(name, member_id, generation, offsets)
-            await self._store_commit(name, [(o.topic, o.partition, o.offset) for o in offsets])
+            entries = [(o.topic, o.partition, o.offset) for o in offsets]
+            await self._store_commit(name, entries, incarnations)
         return list(offsets)
 
-    async def _store_commit(self, name: str, offsets: list[tuple[str, int, int]]) -> None:
-        await self._offsets.commit(name, offsets)
+    def _incarnation(self, topic: str) -> dict[str, str]:
+        """``{topic: topic_id}`` of the topic as it is now (TopicNotFound once it is gone)."""
+        return {topic: self._reader.config(topic).topic_id or ""}
+
+    async def _store_commit(
+        self, name: str, offsets: list[tuple[str, int, int]], incarnations: dict[str, str]
+    ) -> None:
+        """Commit ``offsets``, checked against the topic incarnations in ``incarnations``.
+
+        Commits are keyed by topic id: one checked against a topic that was
+        deleted (and perhaps created again) while it waited for the group lock
+        is refused with ``TopicNotFound``, never applied to the new topic.
+        """
+        await self._offsets.commit(name, offsets, incarnations)
 
     async def reset(
         self, name: str, topic: str, start: StartPosition, partition: int | None = None
@@ -534,8 +564,9 @@ class GroupCoordinator:
             (topic, p, self._reader.resolve_start(self._reader.partition(topic, p), start))
             for p in partitions
         ]
+        incarnation = {topic: config.topic_id or ""}
         async with self._locks.hold(name):
-            await self._store_commit(name, targets)
+            await self._store_commit(name, targets, incarnation)
             group = self._live(name)
             if group is not None:
                 for p in partitions:
@@ -621,7 +652,10 @@ class GroupCoordinator:
     def list_groups(self) -> list[GroupSummary]:
         summaries = []
         for name in self.group_names():
-            info = self.describe(name)
+            try:
+                info = self.describe(name)
+            except GroupNotFound:
+                continue  # its last member expired while the list was made
             summaries.append(
                 GroupSummary(
                     name,

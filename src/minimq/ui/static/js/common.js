@@ -35,6 +35,10 @@ const MiniMQ = (() => {
     } catch (err) {
       payload = null;
     }
+    if (response.status === 401) {
+      // The UI login ended (expired, logged out elsewhere): the page asks for it again.
+      window.location.reload();
+    }
     if (!response.ok) {
       const error = (payload && payload.error) || {};
       throw new ApiError(response.status, error.code, error.message);

@@ -102,7 +102,8 @@ def test_connections_beyond_the_limit_get_503(data_dir: Path) -> None:
             assert refused.json()["error"]["code"] == "TOO_MANY_CONNECTIONS"
         time.sleep(1)  # the broker notices the closed connections
         # Connections that never finish their head hold nothing anyone waits for:
-        # a new connection takes the place of the oldest (tests/reliability/test_idle_connections.py).
+        # a new connection takes the place of the oldest
+        # (tests/reliability/test_idle_connections.py).
         with trickling(broker.port, limit, body=False):
             time.sleep(0.5)
             served = httpx.post(

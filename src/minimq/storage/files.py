@@ -48,6 +48,16 @@ def atomic_write(path: Path, data: bytes) -> None:
     A crash leaves either the old or the new content, plus at most a ``.tmp``
     file that recovery deletes.
     """
+    replace_file(path, data)
+    fsync_dir(path.parent)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (tmp file, fsync, rename); the caller fsyncs the directory.
+
+    On failure (ENOSPC...) the temporary file is removed before the
+    ``OSError`` propagates, so a full disk gets none of its space taken.
+    """
     tmp = path.with_name(path.name + TMP_SUFFIX)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
     try:
@@ -58,11 +68,9 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        # On a full disk the partial temporary file must not keep the space.
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
 
 
 def storage_error(exc: OSError, what: str, *, log_failed: bool = True) -> StorageError:

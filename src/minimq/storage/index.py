@@ -24,14 +24,12 @@ in-memory lists; the file is written by the partition writer, one call at a time
 
 from __future__ import annotations
 
-import contextlib
-import os
 import struct
 from bisect import bisect_left, bisect_right
 from pathlib import Path
 from typing import Final
 
-from minimq.storage.files import TMP_SUFFIX, write_all
+from minimq.storage.files import replace_file
 
 INDEX_INTERVAL_BYTES: Final = 4096
 OFFSET_ENTRY: Final = struct.Struct(">II")
@@ -125,16 +123,4 @@ def write_index_files(index: SegmentIndex, index_path: Path, time_path: Path) ->
     """
     offsets, times = index.encode_entries(0)
     for path, data in ((index_path, offsets), (time_path, times)):
-        tmp = path.with_name(path.name + TMP_SUFFIX)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        try:
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        replace_file(path, data)

@@ -1,41 +1,58 @@
-# MiniMQ: one image for the broker, the simulated producer and the web UI.
+# MiniMQ: one image for the broker, the simulated and host-metric producers and the web UI.
 #
 #   docker build -t minimq .
-#   docker run --rm -p 5000:5000 -v minimq-data:/data minimq            # broker
-#   docker run --rm -e BROKER_URL=http://host:5000 minimq producer       # producer
-#   docker run --rm -p 8080:8080 minimq ui --host 0.0.0.0 --broker-url http://host:5000
+#   docker network create minimq
+#   docker run -d --init --name broker --network minimq -v minimq-data:/data minimq
+#   docker run -d --init --network minimq -e BROKER_URL=http://broker:5000 minimq producer
+#   docker run -d --init --network minimq -p 127.0.0.1:8080:8080 minimq ui --host 0.0.0.0 \
+#       --broker-url http://broker:5000
 #
-# Stage 1 builds wheels for MiniMQ and every dependency; stage 2 installs them
-# offline, so the final image holds no build tools, no pip cache and no sources.
-ARG PYTHON_VERSION=3.12
+# Offline build host (no registry for python:3.12-slim): build a Debian base
+# with deploy/docker/build-base-image.sh and pass it as BASE_IMAGE
+# (docs/docker.md, "Building without a registry").
+#
+# Stage 1 installs MiniMQ and its dependencies into a virtual environment;
+# stage 2 copies only that environment, so the final image holds no build
+# tools, no pip cache, no wheels and no sources.
+ARG BASE_IMAGE=python:3.12-slim
 
-FROM python:${PYTHON_VERSION}-slim AS build
+FROM ${BASE_IMAGE} AS build
+# Offline builds: wheels put in deploy/docker/wheelhouse/ beforehand, and
+# --build-arg PIP_NO_INDEX=1 so pip looks nowhere else (docs/docker.md).
+# Without them pip installs from PyPI; either way the wheels stay in this stage.
+ARG PIP_NO_INDEX=0
 WORKDIR /src
+COPY deploy/docker/wheelhouse/ /wheelhouse/
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# python3, not python: the Debian base has no unversioned name outside a venv.
+RUN python3 -m venv /opt/minimq \
+    && /opt/minimq/bin/pip install --no-cache-dir --disable-pip-version-check \
+        --find-links /wheelhouse . \
+    && /opt/minimq/bin/pip uninstall --yes --disable-pip-version-check pip setuptools
 
-FROM python:${PYTHON_VERSION}-slim
-ENV PYTHONDONTWRITEBYTECODE=1 \
+FROM ${BASE_IMAGE}
+ENV PATH=/opt/minimq/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MINIMQ_DATA_DIR=/data
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links /wheels /wheels/minimq-*.whl \
-    && rm -rf /wheels \
-    && groupadd --system --gid 10001 minimq \
-    && useradd --system --uid 10001 --gid minimq --create-home minimq \
+# A regular (not --system) account: uid 10001 is above SYS_UID_MAX, which
+# `useradd --system` warns about. No VOLUME: only the broker keeps data, and a
+# VOLUME would give every producer and UI container an anonymous volume.
+RUN groupadd --gid 10001 minimq \
+    && useradd --uid 10001 --gid minimq --no-log-init --create-home --shell /usr/sbin/nologin minimq \
     && mkdir /data \
     && chown minimq:minimq /data
-# A new named volume mounted on /data starts with the ownership set above.
-VOLUME ["/data"]
+COPY --from=build /opt/minimq /opt/minimq
+COPY deploy/docker/healthcheck.py /usr/local/lib/minimq/healthcheck.py
 # Numeric, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 WORKDIR /home/minimq
-EXPOSE 5000 8080
-# Checks the broker (the default command); docker-compose.yaml sets its own
-# check for the UI and turns it off for producers. urllib, so no curl needed.
-HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MINIMQ_PORT', '5000') + '/healthz', timeout=2)"]
+EXPOSE 5000 8080 9092
+# Follows the container's command: the broker's or the UI's /healthz, or for
+# a producer that it runs (deploy/docker/healthcheck.py).
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "/usr/local/lib/minimq/healthcheck.py"]
 ENTRYPOINT ["minimq"]
 # In a container the broker must listen on every interface to be reachable;
 # publish the port only where you mean to, and set MINIMQ_TOKEN (docs/docker.md).

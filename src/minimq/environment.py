@@ -60,6 +60,11 @@ def port(text: str) -> int:
     return _integer(text, "a TCP port from 1 to 65535", minimum=1, maximum=65535)
 
 
+def port_or_off(text: str) -> int:
+    """A TCP port, or 0 for a listener that is turned off."""
+    return _integer(text, "a TCP port from 1 to 65535, or 0 for off", minimum=0, maximum=65535)
+
+
 def _integer(text: str, expected: str, *, minimum: int, maximum: int | None = None) -> int:
     refusal = argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
     try:
@@ -167,6 +172,9 @@ def fsync_policy(text: str) -> str:
 # is any text (paths, hosts, names, secrets).
 RULES: dict[str, Callable[[str], object]] = {
     "BROKER_URL": http_url,
+    "DISK_PATH": str,
+    "HOST_MODE": switch,
+    "HOST_PROC": str,
     "INTERVAL_SECONDS": positive_number,
     "MINIMQ_BROKER_URL": http_url,
     "MINIMQ_DATA_DIR": str,
@@ -177,6 +185,11 @@ RULES: dict[str, Callable[[str], object]] = {
     "MINIMQ_IDEMPOTENCY_KEYS_PER_TOPIC": positive_int,
     "MINIMQ_IDEMPOTENCY_MAX_KEYS": positive_int,
     "MINIMQ_IDEMPOTENCY_WINDOW_MS": positive_int,
+    "MINIMQ_KAFKA_ADVERTISED_HOST": str,
+    "MINIMQ_KAFKA_ADVERTISED_PORT": port,
+    "MINIMQ_KAFKA_AUTO_CREATE_TOPICS": switch,
+    "MINIMQ_KAFKA_MAX_REQUEST_BYTES": positive_int,
+    "MINIMQ_KAFKA_PORT": port_or_off,
     "MINIMQ_LOG_LEVEL": one_of("DEBUG", "INFO", "WARNING", "ERROR"),
     "MINIMQ_MAX_BODY_BYTES": positive_int,
     "MINIMQ_MAX_CONNECTIONS": positive_int,
@@ -193,6 +206,7 @@ RULES: dict[str, Callable[[str], object]] = {
     "MINIMQ_PORT": port,
     "MINIMQ_PRODUCER_BUFFER": positive_int,
     "MINIMQ_PRODUCER_COUNT": positive_int,
+    "MINIMQ_PRODUCER_SOURCE": one_of("simulated", "host"),
     "MINIMQ_PRODUCERS": non_negative_int,
     "MINIMQ_REQUEST_TIMEOUT": positive_number,
     "MINIMQ_RESERVED_CONNECTIONS": non_negative_int,
@@ -206,6 +220,8 @@ RULES: dict[str, Callable[[str], object]] = {
     "MINIMQ_UI_SECRET_KEY": str,
     "MINIMQ_UI_SECURE_COOKIE": switch,
     "MINIMQ_WRITE_TIMEOUT": positive_number,
+    "METRIC_TYPE": name_list,
+    "NODE_NAME": str,
     "PRODUCER_ID": str,
     "TOPIC": str,
     "TOPICS": name_list,

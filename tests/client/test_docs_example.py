@@ -34,7 +34,30 @@ def test_client_md_examples_run_in_order(broker: BrokerProcess) -> None:
     assert len(printed) > 1
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_block(imports: str) -> str:
+    """The one README Python example that imports ``imports``."""
+    (example,) = [
+        b
+        for b in PYTHON_BLOCK.findall(README.read_text())
+        if re.search(rf"^from {imports}[ .]", b, re.M)
+    ]
+    return example
+
+
 def test_readme_example_runs(broker: BrokerProcess) -> None:
-    readme = Path(__file__).resolve().parents[2] / "README.md"
-    (example,) = PYTHON_BLOCK.findall(readme.read_text())
-    assert run_block(example, broker.url).startswith("last offset: ")
+    assert run_block(readme_block("minimq"), broker.url).startswith("last offset: ")
+
+
+def test_readme_kafka_example_runs(tmp_path: Path) -> None:
+    """The confluent-kafka example, against a broker's Kafka listener."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with BrokerProcess(data, kafka=True) as kafka_broker:
+        example = readme_block("confluent_kafka").replace(
+            "localhost:9092", kafka_broker.kafka_bootstrap
+        )
+        printed = run_block(example, kafka_broker.url)
+    assert printed.strip() == "b'c7' b'{\"id\": 2, \"total\": 3.0}' 0", printed

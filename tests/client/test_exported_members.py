@@ -20,6 +20,7 @@ def test_public_names() -> None:
         "GroupSummary",
         "PartitionInfo",
         "Producer",
+        "RawFetchPage",
         "Record",
         "RecordMetadata",
         "TopicInfo",

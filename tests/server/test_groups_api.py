@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import jsonschema
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+import minimq.server
+from minimq.core import Broker, BrokerSettings, ProduceRecord
+from minimq.core.groups import OffsetCommitEntry
+from minimq.core.groups.consumer_protocol import encode_assignment, encode_subscription
+from minimq.server.app import create_app
+from minimq.server.config import BrokerConfig
+from minimq.server.metrics import BrokerMetrics
+from tests.support.memory_storage import MemoryStorage
 from tests.support.processes import BrokerProcess
 
 
@@ -176,3 +188,68 @@ def test_committed_offsets_survive_restart(tmp_path: Path) -> None:
         broker.restart()
         resumed = group_fetch(client, "g6", "persist", "other")
         assert [r["offset"] for r in resumed["records"]] == [4, 5]
+
+
+# -- Kafka groups over HTTP (in-process: members join through the coordinator, as the
+# -- Kafka listener's handlers do, and the HTTP API describes them)
+
+
+def _openapi_validator(name: str) -> jsonschema.protocols.Validator:
+    spec = json.loads((Path(minimq.server.__file__).parent / "openapi.json").read_text())
+    schema = {"$ref": f"#/components/schemas/{name}", "components": spec["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
+
+async def test_kafka_groups_are_listed_and_described_with_members_and_lag() -> None:
+    broker = Broker(MemoryStorage(), BrokerSettings(default_partitions=2))  # type: ignore[arg-type]
+    await broker.produce("kt", [ProduceRecord(b"v", partition=p) for p in (0, 1)] * 3)
+    groups = broker.groups.kafka
+    joined = await asyncio.wait_for(
+        groups.join(
+            "kg",
+            "",
+            group_instance_id=None,
+            client_id="rdkafka",
+            client_host="/127.0.0.1",
+            session_timeout_ms=10_000,
+            rebalance_timeout_ms=10_000,
+            protocol_type="consumer",
+            protocols=[("range", encode_subscription(["kt"]))],
+            api_version=3,
+        ),
+        30,
+    )
+    assignment = encode_assignment({"kt": [0, 1]})
+    await groups.sync("kg", joined.member_id, joined.generation, [(joined.member_id, assignment)])
+    await groups.commit_offsets(
+        "kg", joined.member_id, joined.generation, [OffsetCommitEntry("kt", 0, 2, "meta")]
+    )
+    async with TestClient(TestServer(create_app(broker, BrokerConfig(), BrokerMetrics()))) as http:
+        listed = await (await http.get("/v1/groups")).json()
+        described = await (await http.get("/v1/groups/kg")).json()
+    await broker.close()
+    _openapi_validator("GroupSummary").validate(listed["groups"][0])
+    _openapi_validator("GroupInfo").validate(described)
+    assert listed["groups"] == [
+        {
+            "group": "kg",
+            "topics": ["kt"],
+            "members": 1,
+            "state": "Stable",
+            "total_lag": 4,
+            "protocol_type": "kafka",
+        }
+    ]
+    assert (described["protocol_type"], described["state"]) == ("kafka", "Stable")
+    assert described["generation"] == joined.generation
+    (member,) = described["members"]
+    assert (member["member_id"], member["topic"], member["partitions"]) == (
+        joined.member_id,
+        "kt",
+        [0, 1],
+    )
+    assert (member["client_id"], member["client_host"]) == ("rdkafka", "/127.0.0.1")
+    assert [(o["partition"], o["committed_offset"], o["lag"]) for o in described["offsets"]] == [
+        (0, 2, 1),
+        (1, None, 3),
+    ]

@@ -97,6 +97,15 @@ class MemoryLogStore:
         for index in range(config.partitions):
             del self.partitions[(topic, index)]
 
+    async def update_retention(
+        self, topic: str, retention_ms: int | None, retention_bytes: int | None
+    ) -> TopicConfig:
+        config = dataclasses.replace(
+            self.topic_config(topic), retention_ms=retention_ms, retention_bytes=retention_bytes
+        )
+        self.configs[topic] = config
+        return config
+
     def topic_id(self, topic: str) -> str | None:
         config = self.configs.get(topic)
         return None if config is None else config.topic_id
@@ -129,6 +138,7 @@ class MemoryOffsetStore:
         self._live_topic_id = live_topic_id
         # group -> (topic, partition) -> (topic_id, offset)
         self.offsets: dict[str, dict[tuple[str, int], tuple[str, int]]] = {}
+        self.notes: dict[str, dict[tuple[str, int], str]] = {}  # commit metadata
         self.gate: asyncio.Event | None = None
         self.failures: list[Exception] = []
 
@@ -137,6 +147,7 @@ class MemoryOffsetStore:
         group: str,
         offsets: Iterable[tuple[str, int, int]],
         topic_ids: Mapping[str, str] | None = None,
+        metadata: Mapping[tuple[str, int], str] | None = None,
     ) -> None:
         entries = list(offsets)
         incarnations = {}
@@ -152,8 +163,14 @@ class MemoryOffsetStore:
         if self.failures:
             raise self.failures.pop(0)
         stored = self.offsets.setdefault(group, {})
+        notes = self.notes.setdefault(group, {})
         for topic, partition, offset in entries:
             stored[(topic, partition)] = (incarnations[topic], offset)
+            note = (metadata or {}).get((topic, partition))
+            if note:
+                notes[(topic, partition)] = note
+            else:
+                notes.pop((topic, partition), None)
 
     def committed(self, group: str) -> dict[tuple[str, int], int]:
         return {
@@ -162,11 +179,16 @@ class MemoryOffsetStore:
             if self._live_topic_id(key[0]) == topic_id
         }
 
+    def metadata(self, group: str) -> dict[tuple[str, int], str]:
+        live = self.committed(group)
+        return {key: note for key, note in self.notes.get(group, {}).items() if key in live}
+
     def group_names(self) -> list[str]:
         return [group for group in self.offsets if self.committed(group)]
 
     async def delete_group(self, group: str) -> None:
         self.offsets.pop(group, None)
+        self.notes.pop(group, None)
 
     async def delete_topic(self, topic: str) -> None:
         for stored in self.offsets.values():

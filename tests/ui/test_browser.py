@@ -3,8 +3,7 @@
 The broker has a token, as an exposed one must, so the UI asks for a login:
 every page is reached through it.
 
-Run only these with ``pytest -m browser tests/ui``; refresh the screenshots in
-``docs/img`` with ``MINIMQ_UPDATE_SCREENSHOTS=1``.
+Run only these with ``pytest -m browser tests/ui``.
 """
 
 from __future__ import annotations
@@ -14,24 +13,13 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from minimq.client import Client
 from tests.support.processes import BrokerProcess
-from tests.ui.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    chromium_missing_reason,
-    producers,
-    save_screenshot,
-    ui_server,
-)
+from tests.ui.browser import chromium, producers, ui_server
 
-_missing = chromium_missing_reason()
-if _missing:
-    print(f"skipping browser tests: {_missing}")
-
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(_missing is not None, reason=_missing or "")]
+pytestmark = [pytest.mark.browser]
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 TOKEN = "browser-token"
@@ -63,10 +51,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 def log_in(page: Page, ui_url: str, password: str) -> None:
@@ -115,31 +101,21 @@ def test_the_ui_asks_for_a_login_and_keeps_it_in_a_locked_down_cookie(
         context.close()
 
 
-def chart_points(page: Page, selector: str) -> int:
-    count: int = page.evaluate(
-        """(selector) => Array.from(document.querySelectorAll(selector)).map(
-               (canvas) => Chart.getChart(canvas)
-           ).reduce((sum, chart) => sum + chart.data.datasets.reduce(
-               (n, dataset) => n + dataset.data.length, 0), 0)""",
-        selector,
-    )
-    return count
-
-
-def test_dashboard_shows_live_cards_and_the_dropdown_opens_a_topic(
-    stack: Stack, page: Page
-) -> None:
+def test_dashboard_table_counts_live_and_charts_on_demand(stack: Stack, page: Page) -> None:
     page.goto(stack.ui_url + "/")
-    card = page.locator('.topic-card-col[data-topic="temperature"]')
-    expect(card.locator(".topic-messages")).not_to_have_text("")
-    before = int(card.locator(".topic-messages").inner_text())
-    expect(card.locator(".topic-messages")).not_to_have_text(str(before), timeout=5000)
-    page.wait_for_function("() => document.querySelectorAll('.topic-chart').length >= 3")
-    page.wait_for_timeout(1500)
-    assert chart_points(page, ".topic-chart") > 0
-    save_screenshot(page.screenshot(full_page=True), "dashboard.png")
-
-    page.select_option("#topic-picker", "humidity")
+    messages = page.locator('#topic-table tr[data-topic="temperature"] .topic-messages')
+    expect(messages).not_to_have_text("")
+    before = messages.inner_text()
+    expect(messages).not_to_have_text(before, timeout=5000)
+    page.get_by_role("button", name="Chart of temperature").click()
+    expect(page.locator("#chart-title")).to_have_text("Values of temperature")
+    page.wait_for_function(
+        "() => Chart.getChart(document.getElementById('topic-chart')).data.datasets"
+        ".reduce((n, d) => n + d.data.length, 0) > 0",
+        timeout=10_000,
+    )
+    page.get_by_test_id("topic-picker").fill("humidity")
+    page.get_by_test_id("topic-picker").press("Enter")
     page.wait_for_url("**/topics/humidity")
     expect(page.get_by_test_id("topic-title")).to_have_text("humidity")
 
@@ -152,7 +128,6 @@ def test_topic_page_live_tail_and_chart(stack: Stack, page: Page) -> None:
         ".reduce((n, d) => n + d.data.length, 0) >= 10",
         timeout=15_000,
     )
-    save_screenshot(page.screenshot(full_page=True), "topic.png")
     marker = f"marker-{uuid.uuid4().hex[:8]}"
     stack.client.produce("temperature", {"sensor_id": marker, "value": 22.5})
     expect(page.locator("#live-tail tbody")).to_contain_text(marker, timeout=2000)
@@ -206,10 +181,10 @@ def test_a_hostile_message_renders_as_text(stack: Stack, page: Page) -> None:
     expect(page.locator("#live-tail tbody")).to_contain_text('{"note":"<script>')
     page.goto(f"{stack.ui_url}/topics/{topic}/messages/0/0")
     expect(page.get_by_test_id("message-value")).to_have_text(XSS)
-    page.goto(f"{stack.ui_url}/")
-    expect(page.locator(f'.topic-card-col[data-topic="{topic}"] .topic-latest')).to_contain_text(
-        "<script>"
-    )
+    page.goto(f"{stack.ui_url}/topics/{topic}")
+    page.get_by_test_id("search-q").fill("<script>")
+    page.get_by_test_id("search-run").click()
+    expect(page.get_by_test_id("search-results")).to_contain_text(XSS)
     assert page.locator("img[src=x]").count() == 0
     assert page.evaluate("() => document.querySelectorAll('script:not([src])').length") == 0
 
@@ -224,6 +199,8 @@ def test_broker_restart_shows_the_banner_then_recovers(
     stack.broker.stop()
     try:
         expect(banner).to_be_visible(timeout=5000)
+        expect(page.get_by_test_id("tail-status")).to_contain_text("paused")
+        expect(banner).not_to_contain_text("HTTPConnectionPool")
         offline = page.context.new_page()  # logged in too: the same browser context
         offline.goto(stack.ui_url + "/")
         expect(offline.get_by_test_id("error-page")).to_contain_text("The broker is not answering")
@@ -234,7 +211,7 @@ def test_broker_restart_shows_the_banner_then_recovers(
     marker = f"after-restart-{uuid.uuid4().hex[:8]}"
     stack.client.produce("temperature", {"sensor_id": marker, "value": 1.0})
     expect(page.locator("#live-tail tbody")).to_contain_text(marker, timeout=5000)
-    expect(offline.locator('.topic-card-col[data-topic="temperature"]')).to_be_visible(
+    expect(offline.locator('#topic-table tr[data-topic="temperature"]')).to_be_visible(
         timeout=10_000
     )
     offline.close()

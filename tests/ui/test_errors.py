@@ -15,7 +15,7 @@ from tests.support.processes import free_port
 from tests.ui.conftest import CSRF, ui_app
 
 BROKER_PAGES = ["/", "/topics/temperature", "/groups", "/groups/g1", "/topics/t/messages/0/3"]
-BROKER_APIS = ["/api/health", "/api/overview", "/api/topics/temperature/tail"]
+BROKER_APIS = ["/api/health", "/api/summary", "/api/topics/temperature/tail"]
 
 
 @pytest.mark.parametrize("path", BROKER_PAGES)

@@ -74,7 +74,7 @@ def test_without_a_secret_there_is_no_login(guarded: BrokerProcess) -> None:
         web = ui.test_client()
         assert web.get("/login").status_code == 302
         # No login in the way: the broker itself refuses the UI, which has no token.
-        assert web.get("/api/overview").status_code == 502
+        assert web.get("/api/summary").status_code == 502
     finally:
         close_client(ui)
 
@@ -84,7 +84,7 @@ def test_every_page_and_endpoint_needs_the_login(app: Flask) -> None:
     page = web.get("/topics/anything?x=1")
     assert page.status_code == 302
     assert page.headers["Location"] == "/login?next=/topics/anything?x%3D1"
-    api = web.get("/api/overview")
+    api = web.get("/api/summary")
     assert api.status_code == 401
     assert api.get_json()["error"]["code"] == "UNAUTHORIZED"
     # A form post without a login does nothing and goes to the login page.
@@ -256,7 +256,7 @@ def test_a_real_ui_process_asks_for_the_login(guarded: BrokerProcess, tmp_path: 
         wait_for_http(f"{url}/login", timeout=20, process=ui)
         with httpx.Client(base_url=url, timeout=10) as web:
             assert web.get("/").status_code == 302
-            assert web.get("/api/overview").status_code == 401
+            assert web.get("/api/summary").status_code == 401
             form = web.get("/login").text
             logged = web.post("/login", data={"csrf_token": csrf_from(form), "password": TOKEN})
             assert logged.status_code == 302, logged.text[:300]

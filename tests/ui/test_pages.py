@@ -36,37 +36,65 @@ def html(response: object) -> str:
     return response.get_data(as_text=True)  # type: ignore[attr-defined]
 
 
-def test_dashboard_lists_topics_in_the_picker(web: FlaskClient, broker_client: Client) -> None:
-    topic = new_topic(broker_client, 1)
-    page = web.get("/")
-    assert page.status_code == 200
-    assert f'<option value="{topic}">{topic}</option>' in html(page)
-
-
-def test_overview_has_counts_rate_latest_and_points(
+def test_dashboard_lists_topics_in_the_table_and_picker(
     web: FlaskClient, broker_client: Client
 ) -> None:
-    topic = new_topic(broker_client, 5)
-    cards = {card["name"]: card for card in web.get("/api/overview").get_json()["topics"]}
-    card = cards[topic]
-    assert card["messages"] == 5
-    assert card["rate_per_minute"] == 5
-    assert card["latest"]["offset"] == 4
-    assert card["latest"]["summary"] == "4 C"
-    assert [p["y"] for p in card["points"]] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert {p["series"] for p in card["points"]} == {"s0 · value", "s1 · value"}
-    assert card["url"] == f"/topics/{topic}"
+    topic = new_topic(broker_client, 1)
+    page = html(web.get("/"))
+    assert f'<option value="{topic}">' in page
+    assert f'<tr data-topic="{topic}">' in page
 
 
-def test_overview_rate_counts_only_the_last_minute(web: FlaskClient, broker_client: Client) -> None:
+def summary_row(web: FlaskClient, topic: str) -> dict[str, object]:
+    rows = web.get("/api/summary").get_json()["topics"]
+    row: dict[str, object] = next(r for r in rows if r["name"] == topic)
+    return row
+
+
+def test_summary_has_counts_rate_last_time_and_group_lag(
+    web: FlaskClient, broker_client: Client
+) -> None:
+    topic = new_topic(broker_client, 5, partitions=2)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    broker_client.commit(group, [(topic, 0, 4)])
+    last = broker_client.fetch(topic, 1, offset=4).records[0].timestamp
+    row = summary_row(web, topic)
+    assert row["messages"] == 10
+    assert row["partitions"] == 2
+    assert row["rate_per_minute"] == 10
+    assert row["last_timestamp"] >= last  # type: ignore[operator]
+    # Lag counts every partition, the uncommitted one from its start.
+    assert row["groups"] == [{"group": group, "lag": 6}]
+    assert row["lag"] == 6
+
+
+def test_summary_rate_counts_only_the_last_minute(web: FlaskClient, broker_client: Client) -> None:
     topic = f"t-{uuid.uuid4().hex[:8]}"
     old = int(time.time() * 1000) - 120_000
-    for i in range(70):  # more than the dashboard's recent window, all old
-        broker_client.produce(topic, i, timestamp=old + i)
+    broker_client.produce_batch(topic, [{"value": i, "timestamp": old + i} for i in range(70)])
     broker_client.produce(topic, 70)
-    card = next(c for c in web.get("/api/overview").get_json()["topics"] if c["name"] == topic)
-    assert card["messages"] == 71
-    assert card["rate_per_minute"] == 1
+    row = summary_row(web, topic)
+    assert row["messages"] == 71
+    assert row["rate_per_minute"] == 1
+
+
+def test_summary_answers_304_while_nothing_changed(web: FlaskClient, broker_client: Client) -> None:
+    first = web.get("/api/summary")
+    etag = first.headers["ETag"]
+    assert web.get("/api/summary", headers={"If-None-Match": etag}).status_code in (200, 304)
+    # A second answer within the cache age is the same summary: a bodiless 304.
+    again = web.get(
+        "/api/summary", headers={"If-None-Match": web.get("/api/summary").headers["ETag"]}
+    )
+    assert again.status_code == 304 and again.data == b""
+    new_topic(broker_client, 1)
+    # The summary is recomputed at most once a poll interval: poll until it has been.
+    deadline = time.monotonic() + 30
+    changed = web.get("/api/summary", headers={"If-None-Match": etag})
+    while changed.status_code == 304 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        changed = web.get("/api/summary", headers={"If-None-Match": etag})
+    assert changed.status_code == 200, "the summary never showed the new topic"
 
 
 def test_topic_picker_form_redirects(web: FlaskClient) -> None:
@@ -110,75 +138,169 @@ def test_unknown_topic_page_is_a_friendly_404(web: FlaskClient) -> None:
     assert "TOPIC_NOT_FOUND" in html(response)
 
 
-def test_browse_newest_first_with_pagination(web: FlaskClient, broker_client: Client) -> None:
+def offsets_of(page: str) -> list[tuple[int, int]]:
+    """(partition, offset) of every row of the browse table, in display order."""
+    table = page.split('data-testid="browse-table"')[1].split("</table>", maxsplit=1)[0]
+    found = []
+    for chunk in table.split('<tr data-partition="')[1:]:
+        partition, rest = chunk.split('"', 1)
+        found.append((int(partition), int(rest.split('data-offset="')[1].split('"')[0])))
+    return found
+
+
+def next_link(page: str) -> str:
+    return (
+        page.split('data-testid="next-page"', maxsplit=1)[0]
+        .rsplit('href="', 1)[1]
+        .split('"', maxsplit=1)[0]
+        .replace("&amp;", "&")
+    )
+
+
+def test_browse_newest_first_pages_without_gaps(web: FlaskClient, broker_client: Client) -> None:
     topic = new_topic(broker_client, 30)
-    page = html(web.get(f"/topics/{topic}?size=10"))
-    assert "showing 10 messages at or below offset 29" in page
-    assert f"/topics/{topic}?offset=19&amp;partition=0&amp;size=10" in page  # Older
-    older = html(web.get(f"/topics/{topic}?size=10&offset=19"))
-    assert "showing 10 messages at or below offset 19" in older
-    assert f"/topics/{topic}?offset=9&amp;" in older
-    assert f"/topics/{topic}?offset=29&amp;" in older  # Newer
+    first = html(web.get(f"/topics/{topic}?size=10"))
+    assert offsets_of(first) == [(0, o) for o in range(29, 19, -1)]
+    second = html(web.get(next_link(first)))
+    assert offsets_of(second) == [(0, o) for o in range(19, 9, -1)]
     oldest = html(web.get(f"/topics/{topic}?size=10&offset=5"))
-    assert "showing 6 messages at or below offset 5" in oldest
-    assert 'data-testid="older"' not in oldest
+    assert offsets_of(oldest) == [(0, o) for o in range(5, -1, -1)]
+    assert 'data-testid="next-page"' not in oldest
 
 
-def test_browse_rows_are_in_descending_offset_order(
+def test_browse_all_partitions_merged_by_time(web: FlaskClient, broker_client: Client) -> None:
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    broker_client.create_topic(topic, partitions=3)
+    base = int(time.time() * 1000) - 60_000
+    broker_client.produce_batch(
+        topic, [{"value": i, "partition": i % 3, "timestamp": base + i} for i in range(12)]
+    )
+    newest = html(web.get(f"/topics/{topic}?partition=all&size=5"))
+    assert offsets_of(newest) == [(2, 3), (1, 3), (0, 3), (2, 2), (1, 2)]
+    forward = html(web.get(f"/topics/{topic}?partition=all&direction=forward&size=5"))
+    assert offsets_of(forward) == [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1)]
+    rest = html(web.get(next_link(forward)))
+    assert offsets_of(rest) == [(2, 1), (0, 2), (1, 2), (2, 2), (0, 3)]
+
+
+def test_browse_forward_from_a_time_keeps_the_inputs(
     web: FlaskClient, broker_client: Client
 ) -> None:
-    topic = new_topic(broker_client, 4)
-    exported = json.loads(web.get(f"/topics/{topic}/export.json").get_data(as_text=True))
-    assert [row["offset"] for row in exported] == [3, 2, 1, 0]
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    broker_client.create_topic(topic, partitions=2)
+    base = 1_700_000_000_000
+    broker_client.produce_batch(
+        topic, [{"value": i, "partition": i % 2, "timestamp": base + i * 1000} for i in range(10)]
+    )
+    when = "2023-11-14T22:13:26.500Z"  # base + 6.5 s
+    page = html(web.get(f"/topics/{topic}?time={when}&size=2"))
+    assert offsets_of(page) == [(1, 3), (0, 4)]  # records 7 and 8, oldest first
+    assert f'value="{when}"' in page
+    assert "oldest first from 2023-11-14T22:13:26.500Z" in page
 
 
-def test_browse_partition_selector_and_bad_partition(
-    web: FlaskClient, broker_client: Client
-) -> None:
+def test_browse_from_a_future_time_says_so(web: FlaskClient, broker_client: Client) -> None:
+    topic = new_topic(broker_client, 3)
+    future = int(time.time() * 1000) + 86_400_000
+    page = html(web.get(f"/topics/{topic}?time={future}"))
+    assert "That time is in the future" in page
+    assert offsets_of(page) == []
+
+
+def test_browse_bad_partition_and_time(web: FlaskClient, broker_client: Client) -> None:
     topic = new_topic(broker_client, 2, partitions=3)
-    rows = json.loads(web.get(f"/topics/{topic}/export.json?partition=2").get_data(as_text=True))
-    assert {row["partition"] for row in rows} == {2}
     response = web.get(f"/topics/{topic}?partition=7")
     assert response.status_code == 400
     assert "has no partition 7" in html(response)
-
-
-def test_browse_text_filter_scans_backwards(web: FlaskClient, broker_client: Client) -> None:
-    topic = new_topic(broker_client, 40)
-    rows = json.loads(web.get(f"/topics/{topic}/export.json?q=S1&size=5").get_data(as_text=True))
-    assert [row["offset"] for row in rows] == [39, 37, 35, 33, 31]
-    page = html(web.get(f"/topics/{topic}?q=S1&size=5"))
-    assert "matching “S1”" in page
-    assert f"/topics/{topic}?offset=30&amp;" in page  # Older continues below the last shown
-
-
-def test_jump_to_offset_and_time(web: FlaskClient, broker_client: Client) -> None:
-    topic = f"t-{uuid.uuid4().hex[:8]}"
-    base = 1_700_000_000_000
-    for i in range(10):
-        broker_client.produce(topic, i, timestamp=base + i * 1000)
-    by_offset = json.loads(
-        web.get(f"/topics/{topic}/export.json?offset=4&size=2").get_data(as_text=True)
-    )
-    assert [row["offset"] for row in by_offset] == [4, 3]
-    by_time = json.loads(
-        web.get(f"/topics/{topic}/export.json?time=2023-11-14T22:13:26.500Z&size=2").get_data(
-            as_text=True
-        )
-    )
-    assert [row["offset"] for row in by_time] == [7, 6]
     assert web.get(f"/topics/{topic}?time=not-a-time").status_code == 400
+
+
+def search(web: FlaskClient, topic: str, query: str) -> dict[str, object]:
+    answer: dict[str, object] = web.get(f"/api/topics/{topic}/search?{query}").get_json()
+    return answer
+
+
+def test_search_by_key_exact_prefix_and_json_field(web: FlaskClient, broker_client: Client) -> None:
+    topic = f"t-{uuid.uuid4().hex[:8]}"
+    broker_client.create_topic(topic, partitions=2)
+    broker_client.produce_batch(
+        topic,
+        [
+            {"key": f"dev-{i}", "value": {"sensor_id": f"t-{i % 3}", "n": i}, "partition": i % 2}
+            for i in range(12)
+        ],
+    )
+    exact = search(web, topic, "key=dev-1")
+    assert [(r["key"], r["partition"]) for r in exact["records"]] == [("dev-1", 1)]  # type: ignore[attr-defined,index]
+    assert (exact["scanned"], exact["total"], exact["done"]) == (12, 12, True)
+    prefix = search(web, topic, "key=dev-1&key_mode=prefix")
+    assert sorted(r["key"] for r in prefix["records"]) == ["dev-1", "dev-10", "dev-11"]  # type: ignore[attr-defined,index]
+    field = search(web, topic, 'field=value.sensor_id = "t-1"')
+    assert sorted(r["key"] for r in field["records"]) == ["dev-1", "dev-10", "dev-4", "dev-7"]  # type: ignore[attr-defined,index]
+    number = search(web, topic, "field=value.n = 5")
+    assert [r["key"] for r in number["records"]] == ["dev-5"]  # type: ignore[attr-defined,index]
+    bad = web.get(f"/api/topics/{topic}/search?field=sensor_id")
+    assert bad.status_code == 400 and "value.<field>" in bad.get_json()["error"]["message"]
+
+
+def test_search_stops_at_the_limit_and_continues(web: FlaskClient, broker_client: Client) -> None:
+    topic = new_topic(broker_client, 40)
+    first = search(web, topic, "q=S1&limit=5")
+    assert [r["offset"] for r in first["records"]] == [1, 3, 5, 7, 9]  # type: ignore[attr-defined,index]
+    assert (first["scanned"], first["total"], first["done"]) == (10, 40, False)
+    rest = search(web, topic, f"q=S1&limit=100&cursor={first['cursor']}")
+    assert [r["offset"] for r in rest["records"]] == list(range(11, 40, 2))  # type: ignore[attr-defined,index]
+    assert rest["done"] is True
+
+
+def test_export_streams_every_match_as_ndjson(web: FlaskClient, broker_client: Client) -> None:
+    topic = new_topic(broker_client, 30, partitions=2)
+    response = web.get(f"/topics/{topic}/export.ndjson?key=k1")
+    assert response.mimetype == "application/x-ndjson"
+    assert response.is_streamed
+    rows = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    assert len(rows) == 30 and {r["key"] for r in rows} == {"k1"}
+    assert rows[0]["value"] == {"sensor_id": "s1", "value": 1.0, "unit": "C"}
+    whole = web.get(f"/topics/{topic}/export.ndjson?partition=1").get_data(as_text=True)
+    assert len(whole.splitlines()) == 30
 
 
 def test_export_csv(web: FlaskClient, broker_client: Client) -> None:
     topic = new_topic(broker_client, 3)
     response = web.get(f"/topics/{topic}/export.csv")
     assert response.mimetype == "text/csv"
-    assert f'filename="{topic}-p0-2.csv"' in response.headers["Content-Disposition"]
+    assert f'filename="{topic}.csv"' in response.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert rows[0][:3] == ["topic", "partition", "offset"]
-    assert [row[2] for row in rows[1:]] == ["2", "1", "0"]
-    assert json.loads(rows[1][7]) == {"sensor_id": "s0", "value": 2.0, "unit": "C"}
+    assert [row[2] for row in rows[1:]] == ["0", "1", "2"]
+    assert json.loads(rows[1][7]) == {"sensor_id": "s0", "value": 0.0, "unit": "C"}
+
+
+def test_create_and_delete_a_topic(web: FlaskClient, broker_client: Client) -> None:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    form = {"csrf_token": CSRF, "name": name, "partitions": "3", "retention_hours": "24"}
+    created = web.post("/new-topic", data=form)
+    assert created.status_code == 302 and created.headers["Location"] == f"/topics/{name}"
+    info = broker_client.describe_topic(name)
+    assert (info.partitions, info.config["retention_ms"]) == (3, 86_400_000)
+    assert "retention: 24.0 h" in html(web.get(f"/topics/{name}"))
+    again = web.post("/new-topic", data=form)
+    assert again.status_code == 409 and f'value="{name}"' in html(again)
+    bad = web.post("/new-topic", data={**form, "name": "x", "partitions": "0"})
+    assert bad.status_code == 400 and 'id="partitions-error"' in html(bad)
+    confirm = web.post(f"/topics/{name}/delete", data={"csrf_token": CSRF})
+    assert "Type the topic" in html(confirm)
+    wrong = web.post(
+        f"/topics/{name}/delete", data={"csrf_token": CSRF, "confirmed": "yes", "confirm_name": "x"}
+    )
+    assert wrong.status_code == 400
+    assert name in {t.name for t in broker_client.list_topics()}
+    done = web.post(
+        f"/topics/{name}/delete",
+        data={"csrf_token": CSRF, "confirmed": "yes", "confirm_name": name},
+    )
+    assert done.status_code == 302
+    assert name not in {t.name for t in broker_client.list_topics()}
 
 
 def test_message_detail_shows_key_headers_and_pretty_json(
@@ -242,11 +364,14 @@ def test_groups_page_shows_offsets_lag_and_members(web: FlaskClient, broker_clie
     broker_client.group_fetch(group, topic, member_id="worker-1", limit=2, commit=True)
     page = html(web.get("/groups"))
     assert f'data-group="{group}"' in page
-    assert "worker-1" in page
+    assert '<td data-testid="group-protocol">http</td>' in page
     single = html(web.get(f"/groups/{group}"))
     assert f"Group {group}" in single
-    assert '<td class="lag">3</td>' in single
-    assert '<strong data-testid="total-lag">3</strong>' in single
+    assert "worker-1" in single
+    assert '<td class="num lag">3</td>' in single
+    assert '<strong id="total-lag" data-testid="total-lag">3</strong>' in single
+    live = web.get(f"/api/groups/{group}").get_json()
+    assert live["total_lag"] == 3 and live["offsets"][0]["committed_offset"] == 2
     assert web.get("/groups/no-such-group-x").status_code == 404
 
 
@@ -257,7 +382,9 @@ def test_reset_needs_confirmation(web: FlaskClient, broker_client: Client) -> No
     form = {"csrf_token": CSRF, "topic": topic, "to": "offset", "offset": "1"}
     confirm = web.post(f"/groups/{group}/reset", data=form)
     assert confirm.status_code == 200
-    assert "will move to\n  offset 1" in html(confirm)
+    preview = html(confirm)
+    assert "will move to\n  offset 1" in preview
+    assert '<td class="num new-offset">1</td>' in preview and "re-reads 3" in preview
     assert broker_client.describe_group(group).offsets[0].committed_offset == 4
     done = web.post(f"/groups/{group}/reset", data={**form, "confirmed": "yes"})
     assert done.status_code == 302
@@ -340,3 +467,19 @@ def test_resend_prefills_the_form(web: FlaskClient, broker_client: Client) -> No
 
 def test_health(web: FlaskClient) -> None:
     assert web.get("/api/health").get_json() == {"broker": "up"}
+
+
+def test_reset_form_errors_are_inline_and_keep_the_input(
+    web: FlaskClient, broker_client: Client
+) -> None:
+    topic = new_topic(broker_client, 5)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    broker_client.commit(group, [(topic, 0, 4)])
+    form = {"csrf_token": CSRF, "topic": topic, "to": "offset", "offset": "abc", "time": "later"}
+    page = web.post(f"/groups/{group}/reset", data=form)
+    assert page.status_code == 400
+    text = html(page)
+    assert 'id="offset-error"' in text and 'value="abc"' in text and 'value="later"' in text
+    beyond = web.post(f"/groups/{group}/reset", data={**form, "offset": "99", "time": ""})
+    assert beyond.status_code == 416 and "outside" in html(beyond)
+    assert broker_client.describe_group(group).offsets[0].committed_offset == 4

@@ -13,8 +13,9 @@ from minimq.cli.options import add_token_option
 from minimq.core.header_limits import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS
 from minimq.core.idempotency import DEFAULT_KEYS_PER_TOPIC, DEFAULT_MAX_KEYS, DEFAULT_WINDOW_MS
 from minimq.core.timestamps import DEFAULT_AFTER_MAX_MS, DEFAULT_BEFORE_MAX_MS
-from minimq.environment import env, one_of, port
+from minimq.environment import env, one_of, port, port_or_off, switch
 from minimq.errors import InvalidConfig
+from minimq.kafka.settings import DEFAULT_MAX_REQUEST_BYTES
 from minimq.server.config import MIB, BrokerConfig
 from minimq.server.process import serve
 from minimq.storage.api import UNBOUNDED_MS, FsyncPolicy
@@ -213,6 +214,41 @@ def register(subparsers: Any) -> None:
         help="refuse records stamped more than this after broker time, for topics that set"
         " no bound (env MINIMQ_MESSAGE_TIMESTAMP_AFTER_MAX_MS; default %(default)s)",
     )
+    add(
+        "--kafka-port",
+        type=port_or_off,
+        default=int(env("MINIMQ_KAFKA_PORT", "9092") or 9092),
+        help="Kafka protocol port on --host; 0 turns the Kafka listener off"
+        " (env MINIMQ_KAFKA_PORT; default %(default)s)",
+    )
+    add(
+        "--kafka-advertised-host",
+        default=env("MINIMQ_KAFKA_ADVERTISED_HOST"),
+        help="host Kafka clients are told to connect to (Metadata); needed behind Docker or"
+        " NAT (env MINIMQ_KAFKA_ADVERTISED_HOST; default: --host, or the host name when"
+        " --host is 0.0.0.0)",
+    )
+    add(
+        "--kafka-advertised-port",
+        type=port,
+        default=int(env("MINIMQ_KAFKA_ADVERTISED_PORT") or 0) or None,
+        help="port Kafka clients are told to connect to (env MINIMQ_KAFKA_ADVERTISED_PORT;"
+        " default: the Kafka port)",
+    )
+    add(
+        "--kafka-auto-create-topics",
+        type=switch,
+        default=switch(env("MINIMQ_KAFKA_AUTO_CREATE_TOPICS", "true") or "true"),
+        help="create unknown topics on Kafka Metadata and Produce requests: true or false"
+        " (env MINIMQ_KAFKA_AUTO_CREATE_TOPICS; default true)",
+    )
+    add(
+        "--kafka-max-request-bytes",
+        type=int,
+        default=int(env("MINIMQ_KAFKA_MAX_REQUEST_BYTES") or DEFAULT_MAX_REQUEST_BYTES),
+        help="largest Kafka request frame; a larger one closes the connection, as Kafka's"
+        " socket.request.max.bytes (env MINIMQ_KAFKA_MAX_REQUEST_BYTES; default 100 MiB)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -234,6 +270,7 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
         "--idempotency-window-ms": args.idempotency_window_ms,
         "--idempotency-keys-per-topic": args.idempotency_keys_per_topic,
         "--idempotency-max-keys": args.idempotency_max_keys,
+        "--kafka-max-request-bytes": args.kafka_max_request_bytes,
     }
     for flag, value in positive.items():
         if value <= 0:
@@ -283,6 +320,11 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
         idempotency_window_ms=args.idempotency_window_ms,
         idempotency_keys_per_topic=args.idempotency_keys_per_topic,
         idempotency_max_keys=args.idempotency_max_keys,
+        kafka_port=args.kafka_port,
+        kafka_advertised_host=args.kafka_advertised_host or None,
+        kafka_advertised_port=args.kafka_advertised_port,
+        kafka_auto_create_topics=args.kafka_auto_create_topics,
+        kafka_max_request_bytes=args.kafka_max_request_bytes,
     )
 
 

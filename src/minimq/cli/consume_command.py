@@ -12,7 +12,9 @@ Without ``--follow`` the command exits once it has caught up (the end
 offsets at its start, or an empty poll of the group); with it, it waits for
 new records until interrupted.  ``--count N`` stops after N records.
 ``--format value`` (default) prints each value (strings as they are, other
-values as JSON); ``--format json`` prints each record as one JSON object.
+values as JSON; a value that is not JSON, from a Kafka producer say, as its
+text when it is UTF-8, else as ``base64:`` and its base64); ``--format
+json`` prints each record as one JSON object, as the HTTP API writes it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from base64 import b64encode
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -39,6 +42,8 @@ FOLLOW_WAIT_MS = 5000
 # How long a group member waits for records before deciding it has caught up.
 CATCH_UP_WAIT_MS = 1000
 FETCH_LIMIT = 1000
+# Starts a --format value line whose value is binary (neither JSON nor UTF-8 text).
+BASE64_MARK = "base64:"
 
 
 OffsetSpec = int | Literal["earliest", "latest"]
@@ -104,7 +109,9 @@ class Printer:
 
     def emit(self, record: Record) -> None:
         if self._format == "json":
-            line = orjson.dumps(record).decode()
+            line = orjson.dumps(record_json(record)).decode()
+        elif record.value_bytes is not None:
+            line = value_bytes_line(record.value_bytes)
         elif isinstance(record.value, str):
             line = record.value
         else:
@@ -115,6 +122,36 @@ class Printer:
             self._remaining -= 1
             if self._remaining <= 0:
                 raise _CountReached
+
+
+def value_bytes_line(value: bytes) -> str:
+    """A value that is not JSON: its text when it is UTF-8, else ``base64:`` and its base64."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return BASE64_MARK + b64encode(value).decode("ascii")
+
+
+def record_json(record: Record) -> dict[str, Any]:
+    """``record`` as the broker's API writes a Record, ``*_b64`` fields included."""
+    out: dict[str, Any] = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": record.key,
+    }
+    if record.key_bytes is not None:
+        out["key_b64"] = b64encode(record.key_bytes).decode("ascii")
+    out["value"] = record.value
+    if record.value_bytes is not None:
+        out["value_b64"] = b64encode(record.value_bytes).decode("ascii")
+    out["headers"] = record.headers
+    if record.headers_bytes:
+        out["headers_b64"] = {
+            name: b64encode(value).decode("ascii") for name, value in record.headers_bytes.items()
+        }
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

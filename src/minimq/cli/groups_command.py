@@ -102,8 +102,10 @@ def _show(group: GroupInfo, as_json: bool) -> None:
     if as_json:
         print_json(group)
         return
+    members = len({m.member_id for m in group.members})
+    protocol = f" {group.protocol_type}" if group.protocol_type else ""
     print(
-        f"group {group.group}: {len(group.members)} member(s), {group.state},"
+        f"group {group.group}:{protocol} {members} member(s), {group.state},"
         f" generation {group.generation}, total lag {group.total_lag:,}"
     )
     offsets = [
@@ -119,5 +121,8 @@ def _show(group: GroupInfo, as_json: bool) -> None:
     print_table(("TOPIC", "PARTITION", "COMMITTED", "END", "LAG"), offsets)
     if group.members:
         print()
-        members = [(m.member_id, m.topic, ",".join(map(str, m.partitions))) for m in group.members]
-        print_table(("MEMBER", "TOPIC", "PARTITIONS"), members)
+        rows = [
+            (m.member_id, m.topic or "-", ",".join(map(str, m.partitions)) or "-")
+            for m in group.members
+        ]
+        print_table(("MEMBER", "TOPIC", "PARTITIONS"), rows)

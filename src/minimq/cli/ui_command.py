@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import signal
+from types import FrameType
 
 import waitress
 
@@ -89,8 +91,16 @@ def run(args: argparse.Namespace) -> int:
         args.broker_url,
         "on" if args.password or args.token else "off",
     )
+    # waitress ends its loop cleanly on SystemExit but leaves SIGTERM to the
+    # default action, which kills the process (exit 143 on `docker stop`).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     waitress.serve(app, host=args.host, port=args.port, threads=WAITRESS_THREADS)
+    log.info("UI stopped")
     return 0
+
+
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _beyond_loopback(host: str) -> bool:

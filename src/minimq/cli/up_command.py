@@ -29,7 +29,7 @@ from minimq.cli.supervisor import (
     Supervisor,
     colour_wanted,
 )
-from minimq.environment import env
+from minimq.environment import env, port_or_off
 
 SENSOR_TOPICS = ("temperature", "humidity", "pressure")
 BROKER_START_TIMEOUT_SECONDS = 60.0
@@ -71,6 +71,13 @@ def register(subparsers: Any) -> None:
         type=int,
         default=env("MINIMQ_PORT", "5000"),
         help="broker HTTP port (env MINIMQ_PORT; default %(default)s)",
+    )
+    parser.add_argument(
+        "--kafka-port",
+        type=port_or_off,
+        default=env("MINIMQ_KAFKA_PORT", "9092"),
+        help="broker Kafka protocol port; 0 turns it off (env MINIMQ_KAFKA_PORT;"
+        " default %(default)s)",
     )
     parser.add_argument(
         "--ui-port",
@@ -153,6 +160,8 @@ def service_specs(args: argparse.Namespace, broker_url: str) -> list[ServiceSpec
         args.host,
         "--port",
         str(args.broker_port),
+        "--kafka-port",
+        str(args.kafka_port),
     ]
     if args.fsync:
         broker += ["--fsync", args.fsync]
@@ -199,10 +208,15 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         if args.producers < 0:
             raise ValueError("--producers must be 0 or more")
-        if args.broker_port == args.ui_port:
-            raise ValueError(f"--broker-port and --ui-port are both {args.broker_port}")
+        ports = {"--broker-port": args.broker_port, "--ui-port": args.ui_port}
+        if args.kafka_port:
+            ports["--kafka-port"] = args.kafka_port
+        if len(set(ports.values())) < len(ports):
+            raise ValueError(f"two of {', '.join(ports)} are the same port: {ports}")
         ensure_port_free(args.host, args.broker_port, "broker")
         ensure_port_free(args.host, args.ui_port, "ui")
+        if args.kafka_port:
+            ensure_port_free(args.host, args.kafka_port, "kafka")
     except (PortInUse, ValueError, OSError) as exc:
         print(f"minimq up: {exc}", file=sys.stderr)
         return 1
@@ -233,6 +247,8 @@ def run_up(args: argparse.Namespace) -> int:
                 return 0
             supervisor.say(f"MiniMQ is up; data in {args.data_dir.resolve()}")
             supervisor.say(f"  broker API  {broker_url}  (contract: {broker_url}/openapi.json)")
+            if args.kafka_port:
+                supervisor.say(f"  Kafka       {host}:{args.kafka_port}  (bootstrap servers)")
             supervisor.say(f"  web UI      {ui_url}{_login_hint(args)}")
             supervisor.say("Press Ctrl-C to stop.")
             supervisor.supervise()

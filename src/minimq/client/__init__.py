@@ -26,6 +26,7 @@ from minimq.client._models import (
     TopicInfo,
 )
 from minimq.client._producer import Producer
+from minimq.client._raw_fetch import RawFetchPage
 
 __all__ = [
     "DEFAULT_BROKER_URL",
@@ -41,6 +42,7 @@ __all__ = [
     "GroupSummary",
     "PartitionInfo",
     "Producer",
+    "RawFetchPage",
     "Record",
     "RecordMetadata",
     "TopicInfo",

@@ -26,7 +26,7 @@ import aiohttp
 from yarl import URL
 
 from minimq.client import _calls
-from minimq.client._calls import Call, OffsetSpec, ResetTarget
+from minimq.client._calls import UNCHANGED, Call, OffsetSpec, ResetTarget, Setting
 from minimq.client._client import DEFAULT_BROKER_URL
 from minimq.client._models import (
     FetchResult,
@@ -38,6 +38,7 @@ from minimq.client._models import (
     RecordMetadata,
     TopicInfo,
 )
+from minimq.client._raw_fetch import RawFetchPage
 from minimq.client._sse import SSEDecoder
 from minimq.client._transport import (
     Failure,
@@ -175,6 +176,30 @@ class AsyncClient:
     async def describe_topic(self, name: str) -> TopicInfo:
         return await self._send(_calls.describe_topic(name))
 
+    async def update_topic(
+        self,
+        name: str,
+        *,
+        retention_ms: Setting = UNCHANGED,
+        retention_bytes: Setting = UNCHANGED,
+    ) -> TopicInfo:
+        """Change the topic's retention: the settings given (``None``: unlimited).
+
+        Settings not given keep their value; the broker applies the new ones at
+        its next retention pass.
+        """
+        return await self._send(
+            _calls.update_topic(name, retention_ms=retention_ms, retention_bytes=retention_bytes)
+        )
+
+    async def set_retention(
+        self, name: str, *, retention_ms: int | None, retention_bytes: int | None
+    ) -> TopicInfo:
+        """Set both retention settings (``None``: unlimited)."""
+        return await self.update_topic(
+            name, retention_ms=retention_ms, retention_bytes=retention_bytes
+        )
+
     async def delete_topic(self, name: str) -> None:
         await self._send(_calls.delete_topic(name))
 
@@ -229,6 +254,20 @@ class AsyncClient:
                 max_bytes=max_bytes,
                 wait_ms=wait_ms,
             )
+        )
+
+    async def fetch_raw(
+        self,
+        topic: str,
+        partition: int = 0,
+        *,
+        offset: int,
+        limit: int = 100,
+        max_bytes: int | None = None,
+    ) -> RawFetchPage:
+        """A fetch whose records are left undecoded (:class:`RawFetchPage`), for scans."""
+        return await self._send(
+            _calls.fetch_raw(topic, partition, offset=offset, limit=limit, max_bytes=max_bytes)
         )
 
     async def join_group(

@@ -9,9 +9,10 @@ so every endpoint is described exactly once, here.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 from minimq.client import strict_json
@@ -25,6 +26,7 @@ from minimq.client._models import (
     TopicInfo,
     _require,
 )
+from minimq.client._raw_fetch import RawFetchPage
 from minimq.errors import InvalidRequest
 
 T = TypeVar("T")
@@ -57,6 +59,7 @@ class Call(Generic[T]):
     idempotent: bool = False
     wait_ms: int = 0
     headers: dict[str, str] = field(default_factory=dict)
+    raw_body: bool = False  # parse gets the body bytes, not decoded JSON
 
 
 def segment(name: str) -> str:
@@ -128,6 +131,28 @@ def create_topic(
 
 def describe_topic(name: str) -> Call[TopicInfo]:
     return Call("GET", f"/v1/topics/{segment(name)}", TopicInfo.from_json, idempotent=True)
+
+
+class _Unchanged(enum.Enum):
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED: Final = _Unchanged.UNCHANGED
+Setting = int | None | _Unchanged
+
+
+def update_topic(name: str, *, retention_ms: Setting, retention_bytes: Setting) -> Call[TopicInfo]:
+    """Change the settings given (None: unlimited); those left ``UNCHANGED`` keep their value."""
+    body = {
+        setting: value
+        for setting, value in (("retention_ms", retention_ms), ("retention_bytes", retention_bytes))
+        if value is not UNCHANGED
+    }
+    if not body:
+        raise InvalidRequest("update_topic needs retention_ms or retention_bytes")
+    # Setting the same values twice leaves the same topic: safe to retry.
+    path = f"/v1/topics/{segment(name)}"
+    return Call("PATCH", path, TopicInfo.from_json, body=body, idempotent=True)
 
 
 def delete_topic(name: str) -> Call[None]:
@@ -204,6 +229,20 @@ def fetch(
         params["max_bytes"] = max_bytes
     path = f"/v1/topics/{segment(topic)}/partitions/{partition}/records"
     return Call("GET", path, FetchResult.from_json, params, idempotent=True, wait_ms=wait_ms)
+
+
+def fetch_raw(
+    topic: str, partition: int, *, offset: int, limit: int, max_bytes: int | None
+) -> Call[RawFetchPage]:
+    params: dict[str, QueryValue] = {"limit": limit, "offset": offset}
+    if max_bytes is not None:
+        params["max_bytes"] = max_bytes
+    path = f"/v1/topics/{segment(topic)}/partitions/{partition}/records"
+
+    def parse(body: bytes) -> RawFetchPage:
+        return RawFetchPage.from_body(topic, partition, body)
+
+    return Call("GET", path, parse, params, idempotent=True, raw_body=True)
 
 
 def group_fetch(

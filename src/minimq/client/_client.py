@@ -30,7 +30,7 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError, ReadTimeoutError
 
 from minimq.client import _calls
-from minimq.client._calls import Call, OffsetSpec, ResetTarget
+from minimq.client._calls import UNCHANGED, Call, OffsetSpec, ResetTarget, Setting
 from minimq.client._models import (
     FetchResult,
     GroupFetchResult,
@@ -41,6 +41,7 @@ from minimq.client._models import (
     RecordMetadata,
     TopicInfo,
 )
+from minimq.client._raw_fetch import RawFetchPage
 from minimq.client._sse import SSEDecoder
 from minimq.client._transport import (
     Failure,
@@ -171,6 +172,28 @@ class Client:
     def describe_topic(self, name: str) -> TopicInfo:
         return self._send(_calls.describe_topic(name))
 
+    def update_topic(
+        self,
+        name: str,
+        *,
+        retention_ms: Setting = UNCHANGED,
+        retention_bytes: Setting = UNCHANGED,
+    ) -> TopicInfo:
+        """Change the topic's retention: the settings given (``None``: unlimited).
+
+        Settings not given keep their value; the broker applies the new ones at
+        its next retention pass.
+        """
+        return self._send(
+            _calls.update_topic(name, retention_ms=retention_ms, retention_bytes=retention_bytes)
+        )
+
+    def set_retention(
+        self, name: str, *, retention_ms: int | None, retention_bytes: int | None
+    ) -> TopicInfo:
+        """Set both retention settings (``None``: unlimited)."""
+        return self.update_topic(name, retention_ms=retention_ms, retention_bytes=retention_bytes)
+
     def delete_topic(self, name: str) -> None:
         self._send(_calls.delete_topic(name))
 
@@ -230,6 +253,20 @@ class Client:
                 max_bytes=max_bytes,
                 wait_ms=wait_ms,
             )
+        )
+
+    def fetch_raw(
+        self,
+        topic: str,
+        partition: int = 0,
+        *,
+        offset: int,
+        limit: int = 100,
+        max_bytes: int | None = None,
+    ) -> RawFetchPage:
+        """A fetch whose records are left undecoded (:class:`RawFetchPage`), for scans."""
+        return self._send(
+            _calls.fetch_raw(topic, partition, offset=offset, limit=limit, max_bytes=max_bytes)
         )
 
     def join_group(

@@ -8,7 +8,8 @@ something else, so a contract mismatch surfaces as one clear error instead of a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from base64 import b64decode
+from dataclasses import dataclass, field
 from typing import Any
 
 from minimq.errors import MiniMQError
@@ -26,6 +27,14 @@ def _require(payload: Any, *fields: str) -> JSONObject:
 class Record:
     """One record as stored: ``value`` comes back exactly as it was produced.
 
+    Bytes that are not JSON (a value from a Kafka producer: Avro, Protobuf,
+    plain text) come as bytes, by the broker's value rule (``docs/http-api.md``,
+    "Keys, values and headers"): ``value_bytes`` holds such a value and
+    ``value`` is then None; ``key_bytes`` a key that is not UTF-8 (``key`` is
+    then None); ``headers_bytes`` the headers whose values are not UTF-8
+    (they are not in ``headers``). Each is None or empty otherwise, so
+    ``record.value_bytes is not None`` tells such a record apart.
+
     Unlike the other result types this dataclass is not ``frozen``: a frozen
     dataclass sets every field through ``object.__setattr__``, which made
     building records slower than parsing their JSON.  Treat it as read-only.
@@ -38,10 +47,17 @@ class Record:
     key: str | None
     value: Any
     headers: dict[str, str]
+    value_bytes: bytes | None = None
+    key_bytes: bytes | None = None
+    headers_bytes: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, payload: Any) -> Record:
         return records_from_json([payload])[0]
+
+
+# Fields of a record whose bytes are all JSON or text: the broker then sends no *_b64 field.
+_PLAIN_RECORD_FIELDS = 7
 
 
 def records_from_json(payload: Any) -> list[Record]:
@@ -50,6 +66,8 @@ def records_from_json(payload: Any) -> list[Record]:
     This is the consumer's hot path, so there is no per-field check: a record
     missing a field (or a page that is not a list of objects) surfaces as one
     ``KeyError``/``TypeError``, reported once as a broker contract mismatch.
+    A record with any other number of fields than the usual seven (one with
+    base64 fields, say) is built by :func:`_record_with_bytes`.
     """
     try:
         return [
@@ -58,16 +76,42 @@ def records_from_json(payload: Any) -> list[Record]:
                 r["partition"],
                 r["offset"],
                 r["timestamp"],
-                r.get("key"),
+                r["key"],
                 r["value"],
-                r.get("headers") or {},
+                r["headers"] or {},
             )
+            if len(r) == _PLAIN_RECORD_FIELDS
+            else _record_with_bytes(r)
             for r in payload
         ]
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise MiniMQError(
             f"unexpected record in broker response ({exc!r}): {payload!r:.200}"
         ) from exc
+
+
+def _record_with_bytes(r: JSONObject) -> Record:
+    """A record that may carry ``key_b64``, ``value_b64`` or ``headers_b64``.
+
+    Raises ``ValueError`` for base64 that is not valid (``binascii.Error``).
+    """
+    key_b64 = r.get("key_b64")
+    value_b64 = r.get("value_b64")
+    return Record(
+        r["topic"],
+        r["partition"],
+        r["offset"],
+        r["timestamp"],
+        r.get("key"),
+        r["value"],
+        r.get("headers") or {},
+        None if value_b64 is None else b64decode(value_b64, validate=True),
+        None if key_b64 is None else b64decode(key_b64, validate=True),
+        {
+            name: b64decode(text, validate=True)
+            for name, text in (r.get("headers_b64") or {}).items()
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)

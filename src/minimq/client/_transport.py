@@ -94,6 +94,8 @@ def decode_body(call: Call[T], status: int, reason: str, body: bytes) -> T:
     """The parsed value of a finished response, or the broker's error raised."""
     if status >= 400:
         raise error_from_body(status, reason, body)
+    if call.raw_body:
+        return call.parse(body)
     if status == 204 or not body:
         return call.parse(None)
     try:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
 
+from minimq.core.batch_errors import OutOfOrderSequence
 from minimq.core.groups import GroupCoordinator
 from minimq.core.header_limits import DEFAULT_HEADER_LIMITS, HeaderLimits
 from minimq.core.idempotency import (
@@ -32,20 +33,26 @@ from minimq.core.idempotency import (
     WindowBounds,
     fingerprint,
 )
+from minimq.core.keyed_locks import KeyedLocks
 from minimq.core.models import (
     FetchLimits,
     FetchResult,
     PartitionInfo,
     PartitionRecord,
     ProduceRecord,
+    RawFetchResult,
+    RawProduceResult,
     RecordPosition,
     RecordPositions,
     StartPosition,
+    TimestampOffset,
     TopicInfo,
 )
 from minimq.core.observer import BrokerObserver, NullObserver
 from minimq.core.partitioner import Partitioner
+from minimq.core.producer_state import REBUILD_SCAN_BYTES, PartitionProducers, last_sequence
 from minimq.core.reader import PartitionReader, record_size
+from minimq.core.record_batches import CheckedBatch, check_batches
 from minimq.core.signals import PartitionSignals
 from minimq.core.timestamps import DEFAULT_BOUNDS, TimestampBounds, check_timestamps
 from minimq.errors import (
@@ -53,10 +60,12 @@ from minimq.errors import (
     InvalidRequest,
     MessageTooLarge,
     MiniMQError,
+    PartitionNotFound,
     TopicAlreadyExists,
     TopicNotFound,
 )
 from minimq.storage.api import NewRecord, PartitionLog, Storage, TopicConfig
+from minimq.storage.batch import NO_PRODUCER_ID
 
 log = logging.getLogger("minimq.broker")
 
@@ -76,6 +85,8 @@ class BrokerSettings:
 _EXPLICIT_PARTITION = attrgetter("partition")
 # A ProduceRecord's timestamp; itemgetter is cheaper than the field property.
 _TIMESTAMP = itemgetter(4)
+# The settings of a topic that can change after creation (update_topic_config).
+RETENTION_SETTINGS = frozenset({"retention_ms", "retention_bytes"})
 
 
 def _now_ms() -> int:
@@ -104,6 +115,9 @@ class Broker:
         )
         self._topic_lock = asyncio.Lock()
         self.produce_window = ProduceWindow(self.settings.idempotency)
+        # Idempotent Kafka producers, per (topic id, partition); locks per producer.
+        self._producer_states: dict[tuple[str, int], PartitionProducers] = {}
+        self._producer_locks = KeyedLocks()
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -150,6 +164,29 @@ class Broker:
         log.info("topic created: %s (partitions: %d)", topic, config.partitions)
         return self.describe_topic(topic)
 
+    async def update_topic_config(self, topic: str, changes: Mapping[str, int | None]) -> TopicInfo:
+        """Change the topic's ``retention_ms`` / ``retention_bytes`` (None: unlimited).
+
+        ``changes`` holds the settings to change, others keep their value (merged
+        under the topic lock, so two updates of different settings both apply).
+        Persisted by the log store; the next retention pass deletes by them.
+        """
+        unknown = set(changes) - RETENTION_SETTINGS
+        if unknown:
+            raise InvalidRequest(f"only retention can be changed, not {', '.join(sorted(unknown))}")
+        async with self._topic_lock:
+            current = self._config(topic)
+            retention_ms = changes.get("retention_ms", current.retention_ms)
+            retention_bytes = changes.get("retention_bytes", current.retention_bytes)
+            await self._logs.update_retention(topic, retention_ms, retention_bytes)
+        log.info(
+            "topic retention updated: %s (retention_ms: %s, retention_bytes: %s)",
+            topic,
+            retention_ms,
+            retention_bytes,
+        )
+        return self.describe_topic(topic)
+
     async def delete_topic(self, topic: str) -> None:
         async with self._topic_lock:
             config = self._config(topic)
@@ -158,6 +195,8 @@ class Broker:
             await self._logs.delete_topic(topic)
             await self._offsets.delete_topic(topic)
         self.produce_window.forget_topic(config.topic_id or "")
+        for partition in range(config.partitions):
+            self._producer_states.pop((config.topic_id or "", partition), None)
         self.groups.forget_topic(topic)
         self._partitioner.forget(topic)
         for partition in range(config.partitions):
@@ -356,6 +395,144 @@ class Broker:
         self._signals.notify((topic, partition))
         return base
 
+    # -- Kafka: raw record batches --------------------------------------------
+
+    async def ensure_topic(self, topic: str) -> TopicInfo:
+        """``topic``, created with the default partition count if it does not exist yet.
+
+        For transports that create topics on first use by their own rule (the
+        Kafka listener's auto-creation); never raises ``TopicAlreadyExists``.
+        """
+        if not self._exists(topic):
+            async with self._topic_lock:
+                if not self._exists(topic):
+                    partitions = self.settings.default_partitions
+                    await self._logs.create_topic(topic, TopicConfig(partitions=partitions))
+                    log.info("topic created: %s (partitions: %d, on first use)", topic, partitions)
+        return self.describe_topic(topic)
+
+    async def produce_raw(
+        self, topic: str, partition: int, records: bytes | bytearray | memoryview
+    ) -> RawProduceResult:
+        """Store a Kafka producer's RecordBatch frames verbatim; where the first one went.
+
+        The frames are checked first (:mod:`minimq.core.record_batches`) and
+        stored only if all pass; an idempotent producer's retry is answered
+        with the original offset (:mod:`minimq.core.producer_state`).  Returns
+        once the fsync policy is met; long-polls and streams wake as for
+        :meth:`produce`.  The topic must exist (see :meth:`ensure_topic`).
+        """
+        config = self._config(topic)
+        plog = self._partition(topic, partition)
+        batches = check_batches(
+            records,
+            config,
+            self._clock_ms(),
+            max_batch_bytes=self.settings.max_record_bytes,
+            timestamp_bounds=self.settings.timestamp_bounds,
+        )
+        producer_id = batches[0].header.producer_id
+        if producer_id == NO_PRODUCER_ID and all(
+            b.header.producer_id == NO_PRODUCER_ID for b in batches
+        ):
+            base = await self._append_raw(topic, partition, plog, batches)
+            return RawProduceResult(base, plog.start_offset)
+        key = (config.topic_id or "", partition)
+        state = await self._producer_state(key, plog)
+        async with self._producer_locks.hold((*key, producer_id)):
+            original = _check_sequences(state, batches)
+            if original is not None:
+                return RawProduceResult(original, plog.start_offset, duplicate=True)
+            base = await self._append_raw(topic, partition, plog, batches)
+            offset = base
+            for batch in batches:
+                state.record(batch.header, offset)
+                offset += batch.header.record_count
+        return RawProduceResult(base, plog.start_offset)
+
+    async def _append_raw(
+        self, topic: str, partition: int, plog: PartitionLog, batches: list[CheckedBatch]
+    ) -> int:
+        started = time.perf_counter()
+        base = await plog.append_batches([batch.frame for batch in batches])
+        count = sum(batch.header.record_count for batch in batches)
+        size = sum(batch.header.total_size for batch in batches)
+        self.observer.appended(topic, count, size, time.perf_counter() - started)
+        self._signals.notify((topic, partition))
+        return base
+
+    async def _producer_state(self, key: tuple[str, int], plog: PartitionLog) -> PartitionProducers:
+        """The partition's producer state, rebuilt from its log tail the first time."""
+        state = self._producer_states.get(key)
+        if state is not None:
+            return state
+        async with self._producer_locks.hold(key):
+            state = self._producer_states.get(key)
+            if state is None:
+                scan = plog.recent_producer_batches(REBUILD_SCAN_BYTES)
+                headers = await asyncio.get_running_loop().run_in_executor(None, scan)
+                state = PartitionProducers()
+                state.rebuild(headers)
+                self._producer_states[key] = state
+        return state
+
+    def fetch_raw(self, topic: str, partition: int, offset: int, max_bytes: int) -> RawFetchResult:
+        """Stored frames from the one holding ``offset``: at most ``max_bytes``, at least one.
+
+        ``OffsetOutOfRange`` outside ``[log start, high watermark]``; no frames
+        at the high watermark.  Nothing is decoded or copied beyond one read.
+        """
+        plog = self._partition(topic, partition)
+        views, next_offset = plog.read_raw(offset, max_bytes)
+        if views:
+            self.observer.fetched(topic, next_offset - offset, sum(map(len, views)))
+        batches: list[bytes | memoryview] = list(views)
+        return RawFetchResult(batches, plog.end_offset, plog.start_offset)
+
+    async def wait_for_records(
+        self, positions: Mapping[tuple[str, int], int], timeout: float
+    ) -> None:
+        """Return once a partition has a record at or past its position, or after ``timeout`` s.
+
+        Wakes on the same per-partition notification as HTTP long-polls (no
+        polling); returns at once for a partition that does not exist (any
+        more), so the caller's next read reports it, and at shutdown.
+        """
+        deadline = time.monotonic() + timeout
+        keys = list(positions)
+        while True:
+            for (topic, partition), position in positions.items():
+                try:
+                    if self._logs.partition(topic, partition).end_offset > position:
+                        return
+                except (TopicNotFound, PartitionNotFound):
+                    return
+            if not await self._signals.wait_any(keys, deadline - time.monotonic()):
+                return
+
+    async def init_producer_id(self) -> tuple[int, int]:
+        """A new idempotent producer: ``(producer id, epoch 0)``; ids never repeat."""
+        return await self.storage.producer_ids.allocate(), 0
+
+    def earliest_offset(self, topic: str, partition: int) -> int:
+        return self._partition(topic, partition).start_offset
+
+    def latest_offset(self, topic: str, partition: int) -> int:
+        """The high watermark: the offset the next record gets."""
+        return self._partition(topic, partition).end_offset
+
+    def offset_for_timestamp(
+        self, topic: str, partition: int, timestamp: int
+    ) -> TimestampOffset | None:
+        """The first record whose timestamp is >= ``timestamp``, None when there is none."""
+        plog = self._partition(topic, partition)
+        offset = plog.offset_for_timestamp(timestamp)
+        if offset >= plog.end_offset:
+            return None
+        offset = max(offset, plog.start_offset)
+        records = plog.read(offset, 1, 1)
+        return TimestampOffset(offset, records[0].timestamp) if records else None
+
     # -- fetch -----------------------------------------------------------------
 
     async def fetch(
@@ -388,6 +565,31 @@ class Broker:
             p: self.reader.resolve_start(self._partition(topic, p), start) for p in partitions
         }
         return StreamCursor(self.reader, topic, positions)
+
+
+def _check_sequences(state: PartitionProducers, batches: Sequence[CheckedBatch]) -> int | None:
+    """The stored base offset when ``batches`` are a retry, None when they are new.
+
+    Several batches of one produce must come from one producer and follow
+    each other; either all of them were stored before or none was.
+    """
+    first = batches[0].header
+    original = state.check(first)
+    previous = first
+    for batch in batches[1:]:
+        header = batch.header
+        if (
+            header.producer_id != first.producer_id
+            or header.producer_epoch != first.producer_epoch
+            or header.base_sequence != (last_sequence(previous) + 1) % 2**31
+        ):
+            raise OutOfOrderSequence(
+                "the batches of one produce must be one producer's, in sequence"
+            )
+        if (state.check(header) is None) != (original is None):
+            raise OutOfOrderSequence("a produce may not mix new batches with retried ones")
+        previous = header
+    return original
 
 
 def _by_partition(chosen: Sequence[int]) -> dict[int, list[int]]:

@@ -16,7 +16,12 @@ ResetPolicy = Literal["earliest", "latest"]
 
 
 class ProduceRecord(NamedTuple):
-    """One record to produce; ``partition=None`` lets the partitioner choose."""
+    """One record to produce; ``partition=None`` lets the partitioner choose.
+
+    ``value`` must be strict JSON text (the HTTP API's produce rule): it is
+    stored in a batch of MiniMQ's own, whose values HTTP readers serve as they
+    are, unchecked.  Bytes from a Kafka client go in by ``Broker.produce_raw``.
+    """
 
     value: bytes
     key: bytes | None = None
@@ -161,6 +166,42 @@ class FetchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class RawProduceResult:
+    """A Kafka produce of one partition: where its first batch went.
+
+    ``duplicate``: the batches were an idempotent producer's retry of batches
+    already stored (``base_offset`` is theirs); nothing was stored again.
+    ``log_append_time`` is -1: timestamps are the producer's (CreateTime).
+    """
+
+    base_offset: int
+    log_start_offset: int
+    log_append_time: int = -1
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RawFetchResult:
+    """Stored RecordBatch frames of one partition, verbatim, for a Kafka fetch.
+
+    Each item of ``batches`` is one or more whole frames; sent one after the
+    other they are the partition's ``records``.  The first frame is the one
+    holding the fetch offset (a consumer skips the records before it).
+    """
+
+    batches: list[bytes | memoryview]
+    high_watermark: int
+    log_start_offset: int
+
+
+class TimestampOffset(NamedTuple):
+    """The first record at or after a timestamp: its offset and its own timestamp."""
+
+    offset: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
 class GroupMembership:
     """A member's place in its group: its id, the generation, and what it owns of a topic."""
 
@@ -188,10 +229,14 @@ class GroupFetchResult:
 
 @dataclass(frozen=True, slots=True)
 class MemberInfo:
+    """One member's partitions of one topic; ``client_*`` only for Kafka members."""
+
     member_id: str
     topic: str
     partitions: list[int]
     last_seen_ms: int
+    client_id: str | None = None
+    client_host: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +283,7 @@ class GroupSummary:
     members: int
     state: str = "Empty"
     total_lag: int = 0
+    protocol_type: str | None = None
 
 
 class CommitOffset(NamedTuple):

@@ -6,10 +6,14 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from minimq.producer.config import SimulatorConfig, add_arguments
+from minimq.producer.config import HostMetricsConfig, SimulatorConfig, add_arguments
+from minimq.producer.host_producer import run_host
 from minimq.producer.simulator import run
 
-DESCRIPTION = "Simulated sensor producers sending JSON readings to a MiniMQ broker."
+DESCRIPTION = (
+    "Simulated sensor producers, or this machine's CPU, memory, disk and network"
+    " (--source host), sending JSON readings to a MiniMQ broker."
+)
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -19,6 +23,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     )
     # One line per HTTP request would drown the simulator's own messages.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if args.source == "host":
+        return run_host(HostMetricsConfig.from_args(args))
     return run(SimulatorConfig.from_args(args))
 
 

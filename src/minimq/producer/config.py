@@ -13,6 +13,21 @@ flag                    environment                 default
 ``--token``             ``MINIMQ_TOKEN``            none
 ``--buffer-records``    ``MINIMQ_PRODUCER_BUFFER``  ``10000`` readings held while
                                                     the broker is away
+``--source``            ``MINIMQ_PRODUCER_SOURCE``  ``simulated`` sensors, or
+                                                    ``host`` metrics
+======================  ==========================  ==============================
+
+With ``--source host`` (:mod:`minimq.producer.host_metrics`), as the original's
+host producers:
+
+======================  ==========================  ==============================
+flag                    environment                 default
+======================  ==========================  ==============================
+``--node-name``         ``NODE_NAME``               ``<hostname>``
+``--metrics``           ``METRIC_TYPE``             ``cpu,mem,disk,net``
+``--host-mode``         ``HOST_MODE``               off: read ``--host-proc``
+``--host-proc``         ``HOST_PROC``               ``/host_proc``
+``--disk-path``         ``DISK_PATH``               ``/``
 ======================  ==========================  ==============================
 """
 
@@ -20,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 from dataclasses import dataclass
 
@@ -28,11 +44,17 @@ from minimq.environment import (
     env,
     http_url,
     name_list,
+    one_of,
     positive_int,
     positive_number,
+    switch,
 )
+from minimq.producer.host_metrics import METRICS
 
 DEFAULT_TOPICS = "temperature,humidity,pressure"
+SOURCES = ("simulated", "host")
+# Readings go to ``<node>-<metric>``, so a node name must make a valid topic name.
+_NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,240}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +78,53 @@ class SimulatorConfig:
             token=args.token,
             buffer_records=args.buffer_records,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HostMetricsConfig:
+    """Settings of ``--source host``: this machine's metrics instead of simulated sensors."""
+
+    broker_url: str
+    node_name: str
+    metrics: list[str]
+    interval: float
+    producer_id: str
+    token: str | None
+    buffer_records: int
+    host_proc: str | None
+    disk_path: str
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> HostMetricsConfig:
+        return cls(
+            broker_url=args.broker_url,
+            node_name=args.node_name,
+            metrics=args.metrics,
+            interval=args.interval,
+            producer_id=args.producer_id,
+            token=args.token,
+            buffer_records=args.buffer_records,
+            host_proc=args.host_proc if args.host_mode else None,
+            disk_path=args.disk_path,
+        )
+
+
+def node_name(text: str) -> str:
+    if not _NODE_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"expected 1-240 letters, digits, '.', '_' or '-' (it names topics), not {text!r}"
+        )
+    return text
+
+
+def metric_list(text: str) -> list[str]:
+    metrics = name_list(text)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected metrics among {','.join(METRICS)}, not {','.join(unknown)}"
+        )
+    return list(dict.fromkeys(metrics))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,4 +184,41 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=env("MINIMQ_PRODUCER_BUFFER", "10000"),
         help="readings kept while the broker is unreachable (env MINIMQ_PRODUCER_BUFFER)",
+    )
+    parser.add_argument(
+        "--source",
+        type=one_of(*SOURCES),
+        default=env("MINIMQ_PRODUCER_SOURCE", "simulated"),
+        help="simulated sensors, or this machine's CPU, memory, disk and network"
+        " (env MINIMQ_PRODUCER_SOURCE; default %(default)s)",
+    )
+    host = parser.add_argument_group("host metrics (--source host)")
+    host.add_argument(
+        "--node-name",
+        type=node_name,
+        default=env("NODE_NAME", socket.gethostname()),
+        help="node the readings speak for; topics are <node>-<metric> (env NODE_NAME;"
+        " default the hostname)",
+    )
+    host.add_argument(
+        "--metrics",
+        type=metric_list,
+        default=env("METRIC_TYPE", ",".join(METRICS)),
+        help=f"comma-separated metrics among {','.join(METRICS)} (env METRIC_TYPE; default all)",
+    )
+    host.add_argument(
+        "--host-mode",
+        action="store_true",
+        default=switch(env("HOST_MODE") or "0"),
+        help="read the host's /proc mounted at --host-proc, as a DaemonSet does (env HOST_MODE)",
+    )
+    host.add_argument(
+        "--host-proc",
+        default=env("HOST_PROC", "/host_proc"),
+        help="where the host's /proc is mounted (env HOST_PROC; default %(default)s)",
+    )
+    host.add_argument(
+        "--disk-path",
+        default=env("DISK_PATH", "/"),
+        help="filesystem whose usage is the disk metric (env DISK_PATH; default %(default)s)",
     )

@@ -86,7 +86,7 @@ def producer_ids(config: SimulatorConfig) -> list[str]:
 def run(config: SimulatorConfig, stop: threading.Event | None = None) -> int:
     """Simulate until ``stop`` is set or SIGTERM/SIGINT arrives; the exit code."""
     stop = stop or threading.Event()
-    previous = _install_stop_handlers(stop)
+    previous = install_stop_handlers(stop)
     rng = random.Random()
     simulated = [SimulatedProducer(pid, config.topics, rng) for pid in producer_ids(config)]
     outcomes = DeliveryLog()
@@ -150,7 +150,7 @@ def _tick_until_stopped(
         log.debug("%s -> %s: %s", sensor.sensor_id, sensor.topic, reading)
 
 
-def _install_stop_handlers(stop: threading.Event) -> dict[int, signal._HANDLER]:
+def install_stop_handlers(stop: threading.Event) -> dict[int, signal._HANDLER]:
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s; stopping", signal.Signals(signum).name)
         stop.set()

@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from minimq.core import Broker
-from minimq.server import group_routes, stream_routes, topic_routes
+from minimq.server import group_routes, node_routes, stream_routes, topic_routes
 from minimq.server.config import BrokerConfig
 from minimq.server.context import CONTEXT, ServerContext, context
 from minimq.server.gate import RequestGate
@@ -64,7 +64,13 @@ def create_app(
     )
     metrics.watch_responses(responses)
     app[CONTEXT] = ServerContext(broker, config, metrics, responses)
-    for table in (routes, topic_routes.routes, group_routes.routes, stream_routes.routes):
+    for table in (
+        routes,
+        topic_routes.routes,
+        group_routes.routes,
+        stream_routes.routes,
+        node_routes.routes,
+    ):
         _add_routes(app, table)
     app.on_shutdown.append(_wake_waiters)
     return app

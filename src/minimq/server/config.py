@@ -15,6 +15,7 @@ from minimq.core.idempotency import (
     WindowBounds,
 )
 from minimq.core.timestamps import DEFAULT_AFTER_MAX_MS, DEFAULT_BEFORE_MAX_MS, TimestampBounds
+from minimq.kafka.settings import DEFAULT_MAX_REQUEST_BYTES, KafkaSettings
 from minimq.storage.api import FsyncPolicy
 from minimq.storage.limits import (
     DEFAULT_MAX_OPEN_SEGMENT_FILES,
@@ -62,6 +63,26 @@ class BrokerConfig:
     idempotency_window_ms: int = DEFAULT_WINDOW_MS
     idempotency_keys_per_topic: int = DEFAULT_KEYS_PER_TOPIC
     idempotency_max_keys: int = DEFAULT_MAX_KEYS
+    # The Kafka listener (minimq.kafka); port 0 turns it off.
+    kafka_port: int = 9092
+    kafka_advertised_host: str | None = None
+    kafka_advertised_port: int | None = None
+    kafka_auto_create_topics: bool = True
+    kafka_max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+
+    @property
+    def kafka_settings(self) -> KafkaSettings:
+        return KafkaSettings(
+            host=self.host,
+            port=self.kafka_port,
+            advertised_host=self.kafka_advertised_host,
+            advertised_port=self.kafka_advertised_port,
+            auto_create_topics=self.kafka_auto_create_topics,
+            max_request_bytes=self.kafka_max_request_bytes,
+            token=self.token,
+            max_connections=self.max_connections,
+            max_connections_per_address=self.max_connections_per_address,
+        )
 
     @property
     def storage_limits(self) -> StorageLimits:

@@ -327,6 +327,12 @@ class ConnectionLimiter:
 
     def head_received(self, slot: ConnectionSlot) -> None:
         slot.state = HEAD
+        # The deadline is met: cancelled now rather than left to fire into a no-op,
+        # so a burst of short connections does not pile up timers (each holding
+        # its transport) for the whole head timeout.
+        if slot._deadline is not None:
+            slot._deadline.cancel()
+            slot._deadline = None
         self._forget_waiting(slot)
 
     def place(self, slot: ConnectionSlot, path: str, authorization: bytes) -> int:

@@ -170,6 +170,7 @@ async def list_groups(request: web.Request) -> web.Response:
                     "members": g.members,
                     "state": g.state,
                     "total_lag": g.total_lag,
+                    "protocol_type": g.protocol_type,
                 }
                 for g in groups
             ]

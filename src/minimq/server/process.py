@@ -1,4 +1,7 @@
-"""Running the broker process: open storage, serve HTTP, shut down cleanly.
+"""Running the broker process: open storage, serve HTTP and Kafka, shut down cleanly.
+
+The Kafka listener (``--kafka-port``, 0 = off) is bound before the HTTP one,
+so once ``/healthz`` answers, both transports are up.
 
 Shutdown on SIGINT/SIGTERM: stop listening, end long-polls and streams, let
 in-flight requests finish (bounded by ``shutdown_timeout_s``), then flush,
@@ -16,6 +19,7 @@ from aiohttp import web
 
 from minimq.core import Broker
 from minimq.errors import MiniMQError, StorageError
+from minimq.kafka import KafkaListener
 from minimq.server.app import create_app
 from minimq.server.config import BrokerConfig
 from minimq.server.connection_limit import ConnectionLimiter
@@ -69,6 +73,25 @@ async def serve(config: BrokerConfig) -> int:
     await runner.setup()
     tune_for_serving()
     assert runner.server is not None
+    kafka = KafkaListener(
+        broker,
+        config.kafka_settings,
+        body_timeout_s=config.request_timeout_s,
+        write_timeout_s=config.write_timeout_s,
+    )
+    if config.kafka_port:
+        try:
+            await kafka.start()
+        except OSError as exc:
+            log.error(
+                "cannot listen for Kafka on %s:%d: %s (--kafka-port 0 turns it off)",
+                config.host,
+                config.kafka_port,
+                exc.strerror or exc,
+            )
+            await runner.cleanup()
+            await broker.close()
+            return 1
     try:
         # Not web.TCPSite: the limiter must see every accepted connection, also
         # those still sending their headers, which aiohttp's handlers never see.
@@ -89,6 +112,7 @@ async def serve(config: BrokerConfig) -> int:
         )
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", config.host, config.port, exc.strerror or exc)
+        await kafka.stop(config.shutdown_timeout_s)
         await runner.cleanup()
         await broker.close()
         return 1
@@ -116,8 +140,16 @@ async def serve(config: BrokerConfig) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     listener.close()
-    # Side by side, so shutdown_timeout_s bounds both, as it bounded aiohttp's alone.
-    await asyncio.gather(lane.shutdown(config.shutdown_timeout_s), runner.cleanup())
+    # Kafka JoinGroup/SyncGroup calls wait up to a rebalance timeout (minutes):
+    # answered now (COORDINATOR_NOT_AVAILABLE, the client retries elsewhere or
+    # later), so they do not hold the shutdown for the whole timeout.
+    broker.groups.kafka.close()
+    # Side by side, so shutdown_timeout_s bounds them all, as it bounded aiohttp's alone.
+    await asyncio.gather(
+        lane.shutdown(config.shutdown_timeout_s),
+        runner.cleanup(),
+        kafka.stop(config.shutdown_timeout_s),
+    )
     await broker.close()
     log.info("broker stopped; data flushed and fsynced")
     return 0

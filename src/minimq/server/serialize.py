@@ -1,8 +1,10 @@
-"""Core results to JSON-ready values, with record values passed through verbatim.
+"""Core results to JSON-ready values; record bytes by :mod:`minimq.server.value_rule`.
 
-A record value is stored as the JSON text the producer sent (re-encoded by
-orjson); it goes back out verbatim, so it is never parsed again on the fetch
-path.
+A record value produced over HTTP (the JSON text the producer sent,
+re-encoded by orjson) is read back as plain ``bytes`` and goes back out
+verbatim, unchecked; a Kafka client's value (``ClientBytes``) goes out
+verbatim when it is strict JSON, else as base64 beside a null ``value``, by
+the value rule.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from minimq.core import GroupInfo, RecordPositions, TopicInfo
+from minimq.core import GroupInfo, MemberInfo, RecordPositions, TopicInfo
+from minimq.server.value_rule import headers_text, key_text, value_texts
 from minimq.storage.api import Record, TopicConfig
 
 _EMPTY_ARRAY = orjson.Fragment(b"[]")
@@ -30,10 +33,13 @@ def record_texts(topic: str, items: Iterable[tuple[int, Record]]) -> list[bytes]
 
     The fetch hot path. One bytes ``%`` per record instead of a dict that
     orjson then walks: measured 45% less time for 10,000 records, with
-    byte-identical output.
+    byte-identical output. The values are checked as one page
+    (:func:`~minimq.server.value_rule.value_texts`): a page of MiniMQ's own
+    values costs one type scan, not a parse per value.
     """
+    pairs = items if isinstance(items, list) else list(items)
+    values = value_texts([record[3] for _, record in pairs])  # Record.value
     topic_json = orjson.dumps(topic)
-    dumps = orjson.dumps
     return [
         _RECORD
         % (
@@ -41,11 +47,13 @@ def record_texts(topic: str, items: Iterable[tuple[int, Record]]) -> list[bytes]
             partition,
             offset,
             timestamp,
-            b"null" if key is None else dumps(key.decode("utf-8", "replace")),
-            b"null" if value is None else value,
-            dumps({n: v.decode("utf-8", "replace") for n, v in headers}) if headers else b"{}",
+            b"null" if key is None else key_text(key),
+            value,
+            headers_text(headers) if headers else b"{}",
         )
-        for partition, (offset, timestamp, key, value, headers) in items
+        for (partition, (offset, timestamp, key, _, headers)), value in zip(
+            pairs, values, strict=True
+        )
     ]
 
 
@@ -134,6 +142,19 @@ def positions(items: RecordPositions) -> orjson.Fragment:
     return orjson.Fragment(b"[" + texts[1:] + b"]")
 
 
+def _member(member: MemberInfo) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "member_id": member.member_id,
+        "topic": member.topic,
+        "partitions": member.partitions,
+        "last_seen_ms": member.last_seen_ms,
+    }
+    if member.client_id is not None:  # a Kafka member
+        found["client_id"] = member.client_id
+        found["client_host"] = member.client_host or ""
+    return found
+
+
 def group_info(info: GroupInfo) -> dict[str, Any]:
     return {
         "group": info.group,
@@ -141,15 +162,7 @@ def group_info(info: GroupInfo) -> dict[str, Any]:
         "protocol_type": info.protocol_type,
         "generation": info.generation,
         "total_lag": info.total_lag,
-        "members": [
-            {
-                "member_id": m.member_id,
-                "topic": m.topic,
-                "partitions": m.partitions,
-                "last_seen_ms": m.last_seen_ms,
-            }
-            for m in info.members
-        ],
+        "members": [_member(m) for m in info.members],
         "offsets": [
             {
                 "topic": o.topic,

@@ -30,6 +30,7 @@ from minimq.server.response_budget import ResponseBudget, write_pieces
 routes = web.RouteTableDef()
 
 KEEP_ALIVE_S = 15.0
+_LINE_BREAKS_AS_SPACES = bytes.maketrans(b"\r\n", b"  ")
 
 
 def _start(request: web.Request, partition: int | None) -> StartPosition:
@@ -70,6 +71,19 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _one_line(text: bytes) -> bytes:
+    """``text`` (a Record's JSON) fit for one ``data:`` line.
+
+    A JSON value from a producer other than the HTTP API may be spread over
+    lines. In valid JSON a raw CR or LF can only be blank space between
+    tokens (inside a string it must be escaped), so writing it as a space
+    keeps the same JSON and the event whole.
+    """
+    if b"\n" in text or b"\r" in text:
+        return text.translate(_LINE_BREAKS_AS_SPACES)
+    return text
+
+
 async def _send_next_batch(
     request: web.Request, response: web.StreamResponse, cursor: StreamCursor, budget: ResponseBudget
 ) -> bool:
@@ -85,7 +99,8 @@ async def _send_next_batch(
         return await write_pieces(request, response, b": keep-alive\n\n", budget)
     texts = serialize.record_texts(cursor.topic, batch)
     events = b"".join(
-        b"event: record\nid: %d:%d\ndata: %s\n\n" % (item.partition, item.record.offset, text)
+        b"event: record\nid: %d:%d\ndata: %s\n\n"
+        % (item.partition, item.record.offset, _one_line(text))
         for item, text in zip(batch, texts, strict=True)
     )
     del texts

@@ -33,15 +33,19 @@ _DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_DIGIT_RUN = b"0" * 19
 
 
-def loads(raw: bytes) -> Any:
-    """Parse ``raw`` strictly; raise :class:`InvalidRequest` with a reason."""
+def loads(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse ``raw`` strictly; raise :class:`InvalidRequest` with a reason.
+
+    ``max_depth`` is for text that sits inside a request body (a record
+    value), whose own nesting is the body's limit less the levels above it.
+    """
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"malformed JSON: {exc}") from None
     kind = type(parsed)
     if kind is dict or kind is list:
-        keys, has_float = _walk(parsed)
+        keys, has_float = _walk(parsed, max_depth)
     else:
         keys, has_float = 0, kind is float
     if raw.count(b":") == keys and not (
@@ -53,15 +57,15 @@ def loads(raw: bytes) -> Any:
     return _exact_loads(raw)
 
 
-def _walk(value: Any) -> tuple[int, bool]:
+def _walk(value: Any, max_depth: int) -> tuple[int, bool]:
     """Total object keys in ``value`` and whether it holds a float.
 
-    Raises past :data:`MAX_DEPTH` levels.
+    Raises past ``max_depth`` levels.
     """
     keys = 0
     has_float = False
     level = [value]
-    for _ in range(MAX_DEPTH):
+    for _ in range(max_depth):
         # Breadth-first, one level at a time: only containers go to the next level.
         # A plain loop, not a generator per container: 3x faster on a batch of
         # 1,000 records, where this walk dominated the parse.
@@ -81,7 +85,7 @@ def _walk(value: Any) -> tuple[int, bool]:
         if not deeper:
             return keys, has_float
         level = deeper
-    raise InvalidRequest(f"JSON nested deeper than {MAX_DEPTH} levels")
+    raise InvalidRequest(f"JSON nested deeper than {max_depth} levels")
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from minimq.core import Broker, FetchLimits, FetchResult, ProduceRecord
 from minimq.errors import InvalidRequest
-from minimq.server import inputs, serialize
+from minimq.server import inputs, serialize, value_rule
 from minimq.server.context import context, json_response
 from minimq.server.response_budget import (
     DIRECT_BYTES,
@@ -39,6 +39,7 @@ _TOPIC_FIELDS = frozenset(
         "message_timestamp_after_max_ms",
     }
 )
+_UPDATABLE_TOPIC_FIELDS = frozenset({"retention_ms", "retention_bytes"})
 _RECORD_FIELDS = frozenset({"value", "key", "headers", "partition", "timestamp"})
 _MAX_PARTITIONS = 1024
 _MAX_I64 = 2**63 - 1
@@ -89,6 +90,22 @@ async def create_topic(request: web.Request) -> web.Response:
 async def describe_topic(request: web.Request) -> web.Response:
     topic = inputs.topic_name(request.match_info["topic"])
     info = context(request).broker.describe_topic(topic)
+    return json_response(serialize.topic_info(info))
+
+
+@routes.patch("/v1/topics/{topic}")
+async def update_topic(request: web.Request) -> web.Response:
+    """Change retention: the fields given (``null``: unlimited), bounded as at creation."""
+    ctx = context(request)
+    topic = inputs.topic_name(request.match_info["topic"])
+    body = await ctx.json_body(request)
+    inputs.reject_unknown(body, _UPDATABLE_TOPIC_FIELDS, "topic update")
+    if not body:
+        raise InvalidRequest(
+            f"give at least one of {', '.join(sorted(_UPDATABLE_TOPIC_FIELDS))} (null: unlimited)"
+        )
+    changes = {name: inputs.int_field(body, name, 1, _MAX_I64) for name in body}
+    info = await ctx.broker.update_topic_config(topic, changes)
     return json_response(serialize.topic_info(info))
 
 
@@ -300,10 +317,9 @@ async def legacy_consume(request: web.Request) -> web.Response:
     consumed = await context(request).broker.groups.consume(topic, consumer)
     if consumed is None:
         return web.Response(status=204)
-    value = consumed.record.value
     return json_response(
         {
-            "message": orjson.Fragment(value) if value is not None else None,
+            **value_rule.message_fields(consumed.record.value),
             "offset": consumed.record.offset,
             "partition": consumed.partition,
         }

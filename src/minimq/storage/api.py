@@ -10,17 +10,40 @@ Timestamps are milliseconds since the Unix epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from minimq.errors import InvalidConfig
+
+if TYPE_CHECKING:
+    from minimq.storage.batch import BatchHeader
 
 Header = tuple[str, bytes]
 
 
+class ClientBytes(bytes):
+    """Bytes as a client sent them over Kafka, never checked by MiniMQ.
+
+    A record value read back from a batch a Kafka client produced (stored
+    verbatim by :meth:`PartitionLog.append_batches`) is of this type; a value
+    from a batch MiniMQ encoded itself (:meth:`PartitionLog.append`, which
+    the HTTP API uses) is plain ``bytes``.  The batch's origin is kept on disk
+    (:mod:`minimq.storage.batch`), so the type tells a reader, for the cost of
+    a type test, whether a transport checked the value before it was stored:
+    the HTTP API serves values of its own batches as they are and checks only
+    these (``minimq.server.value_rule``).  Keys and header values are plain
+    ``bytes`` either way.
+    """
+
+    __slots__ = ()
+
+
 class Record(NamedTuple):
-    """One stored record, as read back from a partition."""
+    """One stored record, as read back from a partition.
+
+    ``value`` is :class:`ClientBytes` when the record came from a Kafka client.
+    """
 
     offset: int
     timestamp: int
@@ -120,7 +143,13 @@ class PartitionLog(Protocol):
     def size_bytes(self) -> int: ...
 
     async def append(self, records: Sequence[NewRecord]) -> int:
-        """Append one batch; return its base offset once the fsync policy is met."""
+        """Append one batch; return its base offset once the fsync policy is met.
+
+        The batch is marked as MiniMQ's own, and its values read back as plain
+        ``bytes`` that HTTP readers serve without checking them again: only
+        values a transport has checked belong here (the HTTP API's are strict
+        JSON).  Bytes from anywhere else go in by :meth:`append_batches`.
+        """
         ...
 
     def read(self, offset: int, max_records: int, max_bytes: int) -> list[Record]:
@@ -134,6 +163,40 @@ class PartitionLog(Protocol):
 
     def offset_for_timestamp(self, timestamp: int) -> int:
         """First offset whose timestamp is >= ``timestamp`` (end offset if none)."""
+        ...
+
+    async def append_batches(self, frames: Sequence[bytearray]) -> int:
+        """Append checked RecordBatch v2 frames verbatim but for their base offsets.
+
+        Each frame is marked as a client's batch (its ``partitionLeaderEpoch``,
+        which the CRC does not cover), so its values read back as
+        :class:`ClientBytes`.  Returns the first frame's base offset once the
+        fsync policy is met.
+        """
+        ...
+
+    def read_raw(self, offset: int, max_bytes: int) -> tuple[list[memoryview], int]:
+        """Stored frames verbatim, from the one that *contains* ``offset``, and the next offset.
+
+        Each item is one or more whole frames.  At most ``max_bytes`` in all,
+        but at least the first frame whatever its size when ``offset <
+        end_offset``; ``([], offset)`` at the end offset.  The next offset is
+        the one after the last frame returned.  ``OffsetOutOfRange`` outside
+        ``[start_offset, end_offset]``.
+        """
+        ...
+
+    def recent_producer_batches(self, scan_bytes: int) -> Callable[[], list[BatchHeader]]:
+        """Blocking work (for a worker thread) listing the headers of the frames
+        with a producer id in about the last ``scan_bytes`` of the log, oldest first."""
+        ...
+
+
+class ProducerIdStore(Protocol):
+    """Hands out producer ids that are never handed out again, across restarts."""
+
+    async def allocate(self) -> int:
+        """A new producer id (durably reserved before it is returned)."""
         ...
 
 
@@ -151,6 +214,15 @@ class LogStore(Protocol):
         ...
 
     async def delete_topic(self, topic: str) -> None: ...
+
+    async def update_retention(
+        self, topic: str, retention_ms: int | None, retention_bytes: int | None
+    ) -> TopicConfig:
+        """Set the topic's retention (None: unlimited), persisted; return the new config.
+
+        Invalid settings raise ``InvalidConfig``; the next retention pass applies them.
+        """
+        ...
 
     def partition(self, topic: str, partition: int) -> PartitionLog: ...
 
@@ -178,18 +250,25 @@ class OffsetStore(Protocol):
         group: str,
         offsets: Iterable[tuple[str, int, int]],
         topic_ids: Mapping[str, str] | None = None,
+        metadata: Mapping[tuple[str, int], str] | None = None,
     ) -> None:
         """Durably store ``(topic, partition, offset)`` triples for ``group``.
 
         ``topic_ids`` names the incarnation of each topic the offsets were
         checked against (default: the current one).  A topic that no longer
         exists, or exists as another incarnation, raises ``TopicNotFound`` and
-        nothing is stored.
+        nothing is stored.  ``metadata`` is a string per ``(topic, partition)``
+        kept with its offset (Kafka's commit metadata); a partition committed
+        without one has none.
         """
         ...
 
     def committed(self, group: str) -> dict[tuple[str, int], int]:
         """``(topic, partition) -> offset`` of the group's commits on existing topics."""
+        ...
+
+    def metadata(self, group: str) -> dict[tuple[str, int], str]:
+        """The non-empty commit metadata of :meth:`committed`'s partitions."""
         ...
 
     def group_names(self) -> list[str]: ...
@@ -219,5 +298,8 @@ class Storage(Protocol):
 
     @property
     def offsets(self) -> OffsetStore: ...
+
+    @property
+    def producer_ids(self) -> ProducerIdStore: ...
 
     async def close(self) -> None: ...

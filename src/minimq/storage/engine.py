@@ -9,6 +9,9 @@ index; when it is absent that segment is re-verified frame by frame and a
 torn tail truncated.  Without space for the marker, ``close`` leaves it out
 (the next open verifies, which is always safe).
 
+``DATA_DIR/producer-ids`` reserves the ids handed to idempotent Kafka
+producers (:mod:`minimq.storage.producer_ids`).
+
 Every failure to open is a :class:`~minimq.errors.StorageError` naming the
 file and the reason (a read-only or foreign data directory is
 ``"DATA_DIR/.lock: Permission denied"``), never a bare ``OSError``.
@@ -27,6 +30,7 @@ from minimq.storage.api import FsyncPolicy
 from minimq.storage.files import DataDirLock, atomic_write, fsync_dir
 from minimq.storage.limits import StorageLimits
 from minimq.storage.offsets import SqliteOffsetStore
+from minimq.storage.producer_ids import DiskProducerIdStore
 from minimq.storage.topics import DiskLogStore
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ class DiskStorage:
         self._lock = lock
         self._logs = logs
         self._offsets = offsets
+        self._producer_ids = DiskProducerIdStore(data_dir)
         self._closed = False
 
     @property
@@ -58,6 +63,10 @@ class DiskStorage:
     @property
     def offsets(self) -> SqliteOffsetStore:
         return self._offsets
+
+    @property
+    def producer_ids(self) -> DiskProducerIdStore:
+        return self._producer_ids
 
     async def close(self) -> None:
         """Drain appends, fsync and close every log, mark a clean shutdown, release the lock."""

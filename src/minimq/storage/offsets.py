@@ -2,14 +2,24 @@
 
 The database runs in WAL mode with ``synchronous=FULL``: a transaction is
 durable (its WAL frames fsynced) when ``COMMIT`` returns, so a ``commit`` that
-returned survives kill -9 and power loss.  One table, schema version 1
+returned survives kill -9 and power loss.  One table, schema version 2
 (``PRAGMA user_version``)::
 
     offsets(group_id TEXT, topic TEXT, partition INTEGER, offset INTEGER,
             topic_id TEXT,            -- the topic incarnation the offset is for
             txn INTEGER,              -- random id of the transaction that wrote it
             previous_offset INTEGER,  -- the offset before that transaction, if any
+            metadata TEXT,            -- the commit's metadata string (Kafka), NULL if none
+            previous_metadata TEXT,   -- the metadata before that transaction
             PRIMARY KEY (group_id, topic, partition)) WITHOUT ROWID
+
+Commit metadata.  A Kafka OffsetCommit carries a free-form string per
+partition that OffsetFetch must return unchanged; it is stored beside its
+offset, replaced by every commit of that partition (a commit without one
+stores NULL, read back as ""), and put back with the offset when a refused
+commit is undone.  Version 2 added the two metadata columns; older databases
+get them at open (``ALTER TABLE ... ADD COLUMN``, NULL in every row), in the
+same transaction as every other repair.
 
 Topic incarnations.  Every row names the ``topic_id`` it was committed
 against; a commit for a topic that is gone, or has been re-created since (a
@@ -20,7 +30,7 @@ topic of the data directory, and a topic created again under the old name
 never inherits a commit.  Topics opened without an id (``topic.json`` from
 before topic ids, or rebuilt) *adopt* the rows of their name; a database from
 before topic ids (``user_version`` 0, no ``topic_id``/``txn``/
-``previous_offset``) gets the three columns in the same transaction.
+``previous_offset``) gets the missing columns in the same transaction.
 
 Refused commits never come back.  A ``COMMIT`` whose fsync (or write) failed
 may still have reached the WAL: SQLite wrote the frames and only their fsync
@@ -43,7 +53,7 @@ followed by zero bytes; anything else stops the open (``CorruptLog``).
 Concurrency: the connection lives in one dedicated thread (SQLite calls never
 run on the event loop); writes are queued to it in order, so once one failed
 every write queued behind it is refused without touching the database.
-Reads (``committed``, ``group_names``) are answered from an in-memory copy
+Reads (``committed``, ``metadata``, ``group_names``) are answered from an in-memory copy
 that the loop thread updates only after the matching transaction committed.
 It holds only offsets of existing topic incarnations (the open loads no
 others, a deleted topic's go at once, a commit that finishes after its topic
@@ -80,10 +90,10 @@ from minimq.storage.files import pwrite_all
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-# group_id, topic, partition, offset, topic_id: one row as the open reads it.
-_Row = tuple[str, str, int, int, str | None]
+# group_id, topic, partition, offset, topic_id, metadata: one row as the open reads it.
+_Row = tuple[str, str, int, int, str | None, str | None]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 REFUSED_FILE: Final = "offsets.refused"
 REFUSED_SIZE: Final = 64
 _REFUSED_RECORD = re.compile(rb"minimq-refused-txn ([0-9]{1,19})\n\x00*")
@@ -98,23 +108,40 @@ CREATE TABLE offsets (
     topic_id TEXT,
     txn INTEGER,
     previous_offset INTEGER,
+    metadata TEXT,
+    previous_metadata TEXT,
     PRIMARY KEY (group_id, topic, partition)
 ) WITHOUT ROWID
 """
-# Columns added by schema version 1, in the order of CREATE_TABLE.
-_VERSION_1_COLUMNS = (("topic_id", "TEXT"), ("txn", "INTEGER"), ("previous_offset", "INTEGER"))
-# previous_offset: what the row held before this transaction, for the same topic
-# incarnation only (a row of another incarnation is not worth restoring).
+# Columns added by schema versions 1 and 2, in the order of CREATE_TABLE.
+_ADDED_COLUMNS = (
+    ("topic_id", "TEXT"),
+    ("txn", "INTEGER"),
+    ("previous_offset", "INTEGER"),
+    ("metadata", "TEXT"),
+    ("previous_metadata", "TEXT"),
+)
+# previous_offset/previous_metadata: what the row held before this transaction,
+# for the same topic incarnation only (a row of another incarnation is not
+# worth restoring).
 UPSERT = """
-INSERT INTO offsets (group_id, topic, partition, offset, topic_id, txn, previous_offset)
-VALUES (?, ?, ?, ?, ?, ?, NULL)
+INSERT INTO offsets
+    (group_id, topic, partition, offset, topic_id, txn, previous_offset, metadata,
+     previous_metadata)
+VALUES (?, ?, ?, ?, ?, ?, NULL, ?, NULL)
 ON CONFLICT (group_id, topic, partition) DO UPDATE SET
     previous_offset = CASE
         WHEN offsets.txn = excluded.txn THEN offsets.previous_offset
         WHEN offsets.topic_id = excluded.topic_id THEN offsets.offset
         ELSE NULL
     END,
+    previous_metadata = CASE
+        WHEN offsets.txn = excluded.txn THEN offsets.previous_metadata
+        WHEN offsets.topic_id = excluded.topic_id THEN offsets.metadata
+        ELSE NULL
+    END,
     offset = excluded.offset,
+    metadata = excluded.metadata,
     topic_id = excluded.topic_id,
     txn = excluded.txn
 """
@@ -187,7 +214,7 @@ class SqliteOffsetStore:
                     adopted = _adopt(db, live, adopt)
                     removed = _remove_dead_incarnations(db, live)
                     rows = db.execute(
-                        "SELECT group_id, topic, partition, offset, topic_id FROM offsets"
+                        "SELECT group_id, topic, partition, offset, topic_id, metadata FROM offsets"
                     ).fetchall()
                 except BaseException:
                     db.execute("ROLLBACK")
@@ -210,9 +237,9 @@ class SqliteOffsetStore:
             raise
         store = cls(executor, db, refused_path, live_topic_id or live.get)
         store.report = report
-        for group, topic, partition, offset, topic_id in rows:
+        for group, topic, partition, offset, topic_id, metadata in rows:
             assert topic_id is not None  # the open removed every row without a live topic
-            store._group(group).store(topic, topic_id, partition, offset)
+            store._group(group).store(topic, topic_id, partition, offset, metadata)
         _log_report(path, report)
         return store
 
@@ -284,8 +311,10 @@ class SqliteOffsetStore:
         group: str,
         offsets: Iterable[tuple[str, int, int]],
         topic_ids: Mapping[str, str] | None = None,
+        metadata: Mapping[tuple[str, int], str] | None = None,
     ) -> None:
         entries = list(offsets)
+        notes = dict(metadata or {})
         for topic, partition, offset in entries:
             if not isinstance(topic, str) or type(partition) is not int or type(offset) is not int:
                 raise InvalidRequest(
@@ -293,6 +322,8 @@ class SqliteOffsetStore:
                 )
             if partition < 0 or offset < 0:
                 raise InvalidRequest("partitions and offsets are never negative")
+        if not all(isinstance(note, str) for note in notes.values()):
+            raise InvalidRequest("commit metadata is a string per (topic, partition)")
         if not entries:
             return
         incarnations: dict[str, str] = {}
@@ -308,14 +339,17 @@ class SqliteOffsetStore:
         if self._failure is not None:
             raise self._refusal()
         txn = _new_txn()
-        rows = [(group, t, p, o, incarnations[t], txn) for t, p, o in entries]
+        rows = [
+            (group, t, p, o, incarnations[t], txn, notes.get((t, p)) or None) for t, p, o in entries
+        ]
         await self._run(lambda: self._write(UPSERT, rows, txn))
         committed = self._group(group)
         for topic, partition, offset in entries:
             # A topic deleted while the transaction ran keeps nothing in memory
             # (the next open removes its rows).
             if self._live_topic_id(topic) == incarnations[topic]:
-                committed.store(topic, incarnations[topic], partition, offset)
+                note = notes.get((topic, partition))
+                committed.store(topic, incarnations[topic], partition, offset, note)
         if not committed.offsets:
             del self._groups[group]
 
@@ -328,6 +362,10 @@ class SqliteOffsetStore:
     def committed(self, group: str) -> dict[tuple[str, int], int]:
         found = self._groups.get(group)
         return {} if found is None else found.live(self._live_topic_id)
+
+    def metadata(self, group: str) -> dict[tuple[str, int], str]:
+        found = self._groups.get(group)
+        return {} if found is None else found.live_metadata(self._live_topic_id)
 
     def group_names(self) -> list[str]:
         return sorted(g for g, found in self._groups.items() if found.live(self._live_topic_id))
@@ -372,26 +410,46 @@ class SqliteOffsetStore:
 
 
 class _GroupOffsets:
-    """One group's committed offsets in memory, and the topic id they belong to per topic."""
+    """One group's committed offsets in memory, and the topic id they belong to per topic.
 
-    __slots__ = ("offsets", "topic_ids")
+    ``notes`` holds the non-empty commit metadata only (most commits have none).
+    """
+
+    __slots__ = ("notes", "offsets", "topic_ids")
 
     def __init__(self) -> None:
         self.offsets: dict[tuple[str, int], int] = {}
+        self.notes: dict[tuple[str, int], str] = {}
         self.topic_ids: dict[str, str] = {}
 
-    def store(self, topic: str, topic_id: str, partition: int, offset: int) -> None:
+    def store(
+        self, topic: str, topic_id: str, partition: int, offset: int, note: str | None = None
+    ) -> None:
         if self.topic_ids.setdefault(topic, topic_id) != topic_id:
             self.forget(topic)  # an older incarnation's offsets: they go
             self.topic_ids[topic] = topic_id
         self.offsets[(topic, partition)] = offset
+        if note:
+            self.notes[(topic, partition)] = note
+        else:
+            self.notes.pop((topic, partition), None)
 
     def forget(self, topic: str) -> bool:
         """Drop ``topic``'s offsets; False when none are left."""
         if self.topic_ids.pop(topic, None) is not None:
             for key in [key for key in self.offsets if key[0] == topic]:
                 del self.offsets[key]
+                self.notes.pop(key, None)
         return bool(self.offsets)
+
+    def live_metadata(
+        self, live_topic_id: Callable[[str], str | None]
+    ) -> dict[tuple[str, int], str]:
+        return {
+            key: note
+            for key, note in self.notes.items()
+            if live_topic_id(key[0]) == self.topic_ids.get(key[0])
+        }
 
     def live(self, live_topic_id: Callable[[str], str | None]) -> dict[tuple[str, int], int]:
         """The offsets of topics whose current id is theirs (one check per topic)."""
@@ -457,7 +515,7 @@ def _migrate(db: sqlite3.Connection) -> None:
     if not columns:
         db.execute(CREATE_TABLE)
     else:
-        for name, declaration in _VERSION_1_COLUMNS:
+        for name, declaration in _ADDED_COLUMNS:
             if name not in columns:
                 db.execute(f"ALTER TABLE offsets ADD COLUMN {name} {declaration}")
     if version != SCHEMA_VERSION:
@@ -469,8 +527,8 @@ def _revert(db: sqlite3.Connection, txn: int) -> int:
         "DELETE FROM offsets WHERE txn = ? AND previous_offset IS NULL", (txn,)
     ).rowcount
     updated = db.execute(
-        "UPDATE offsets SET offset = previous_offset, previous_offset = NULL, txn = NULL"
-        " WHERE txn = ?",
+        "UPDATE offsets SET offset = previous_offset, metadata = previous_metadata,"
+        " previous_offset = NULL, previous_metadata = NULL, txn = NULL WHERE txn = ?",
         (txn,),
     ).rowcount
     return int(created + updated)

@@ -8,6 +8,17 @@ group, assigns consecutive offsets, and writes the group with one ``pwrite``
 acknowledged, so N concurrent producers pay for one fsync, not N.  Under
 ``interval:<ms>`` appends are acknowledged after the write and a timer fsyncs
 at most ``interval_ms`` later; under ``never`` only rolls and ``close`` fsync.
+``append_batches`` queues Kafka clients' frames the same way, already
+encoded: it marks each as a client's batch (``partitionLeaderEpoch``
+:data:`~minimq.storage.batch.CLIENT_BATCH_EPOCH`, where ``append``'s carry
+:data:`~minimq.storage.batch.OWN_BATCH_EPOCH`), the writer overwrites its
+base offset, and the frames of one call go into the same group at
+consecutive offsets.
+
+Raw reads.  ``read_raw`` serves stored frames as they are (one ``pread`` per
+segment touched, memoryviews of its buffer), starting with the frame that
+holds the offset, for the Kafka fetch path; ``read`` decodes records
+(decompressing compressed frames) for HTTP, SSE and the UI.
 
 Without an fsync in the append, a group of at most :data:`INLINE_WRITE_BYTES`
 is written on the event-loop thread itself: a small ``pwrite`` into the page
@@ -87,7 +98,13 @@ from minimq.errors import (
     StorageFull,
 )
 from minimq.storage.api import FsyncPolicy, NewRecord, Record, TopicConfig
-from minimq.storage.batch import encode_batch
+from minimq.storage.batch import (
+    CLIENT_BATCH_EPOCH_BYTES,
+    LEADER_EPOCH,
+    BatchHeader,
+    encode_batch,
+    parse_header,
+)
 from minimq.storage.descriptors import DescriptorCache
 from minimq.storage.files import TMP_SUFFIX, fsync_dir, storage_error
 from minimq.storage.limits import DEFAULT_MAX_OPEN_SEGMENT_FILES
@@ -248,6 +265,52 @@ class DiskPartitionLog:
             offset = out[-1].offset + 1
         return out
 
+    def read_raw(self, offset: int, max_bytes: int) -> tuple[list[memoryview], int]:
+        """Whole stored batches from the one holding ``offset``, verbatim (see ``PartitionLog``)."""
+        start, end = self.start_offset, self.end_offset
+        if not start <= offset <= end:
+            raise OffsetOutOfRange(f"offset {offset} is outside the log's range [{start}, {end}]")
+        out: list[memoryview] = []
+        budget = max_bytes
+        first = bisect_right(self._bases, offset) - 1
+        for segment in self._segments[first:]:
+            if offset >= segment.next_offset:
+                continue
+            chunk, offset = segment.read_raw(offset, budget, at_least_one=not out)
+            if chunk is None:
+                break
+            out.append(chunk)
+            budget -= len(chunk)
+            if budget <= 0:
+                break
+        return out, offset
+
+    def recent_producer_batches(self, scan_bytes: int) -> Callable[[], list[BatchHeader]]:
+        """A blocking scan of the last ``scan_bytes`` (whole segments) for producer batches.
+
+        Returns the work to run in a worker thread: it reads only what is
+        published now (a snapshot of the segments), so appends may go on.
+        Yields the headers of batches with a producer id, oldest first.
+        """
+        chosen: list[Segment] = []
+        covered = 0
+        for segment in reversed(self._segments):
+            if covered >= scan_bytes:
+                break
+            chosen.append(segment)
+            covered += segment.size
+        chosen.reverse()
+
+        def scan() -> list[BatchHeader]:
+            return [
+                header
+                for segment in chosen
+                for header in segment.batch_headers()
+                if header.producer_id >= 0
+            ]
+
+        return scan
+
     def offset_for_timestamp(self, timestamp: int) -> int:
         for segment in list(self._segments):
             found = segment.offset_for_timestamp(timestamp)
@@ -271,6 +334,38 @@ class DiskPartitionLog:
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_queued())
         return await pending.future
+
+    async def append_batches(self, frames: Sequence[bytearray]) -> int:
+        """Append client batches verbatim; return the first one's base offset once durable.
+
+        Each frame is one checked RecordBatch v2 (``minimq.core.record_batches``).
+        Its ``partitionLeaderEpoch`` is set here to mark it a client's (its
+        values then read back as ``ClientBytes``) and the writer overwrites its
+        base offset, nothing else (both lie outside the CRC).  The frames get
+        consecutive offsets in one group (the writer takes them together).
+        """
+        if self._failure is not None and not self._recoverable:
+            raise LogFailed(f"{self.directory}: an earlier write failed ({self._failure.message})")
+        if self._closed:
+            raise LogFailed(f"{self.directory}: the log is closed")
+        if not frames:
+            raise InvalidRequest("a produce needs at least one batch")
+        for frame in frames:
+            frame[LEADER_EPOCH] = CLIENT_BATCH_EPOCH_BYTES
+        loop = asyncio.get_running_loop()
+        pending = [
+            _PendingAppend(frame, _record_count(frame), loop.create_future()) for frame in frames
+        ]
+        self._queue.extend(pending)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_queued())
+        if len(pending) == 1:
+            return await pending[0].future
+        results = await asyncio.gather(*(p.future for p in pending), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return pending[0].base_offset
 
     async def _write_queued(self) -> None:
         async with self._io_lock:
@@ -601,6 +696,11 @@ class DiskPartitionLog:
         """Close every segment without fsync (blocking; for aborted opens and after ``close``)."""
         for segment in self._segments:
             segment.close()
+
+
+def _record_count(frame: bytearray) -> int:
+    """How many offsets a frame takes: ``lastOffsetDelta + 1`` (checked equal to its count)."""
+    return parse_header(frame).last_offset_delta + 1
 
 
 def _fail(group: list[_PendingAppend], error: StorageError) -> None:

@@ -42,6 +42,7 @@ import contextlib
 import errno
 import logging
 import os
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,9 @@ from minimq.storage.api import Record
 from minimq.storage.batch import (
     HEADER_READ_BYTES,
     HEADER_SIZE,
+    LENGTH_PREFIX,
+    MAGIC,
+    MAX_BATCH_BYTES,
     BatchHeader,
     crc_matches,
     decode_records,
@@ -60,6 +64,7 @@ from minimq.storage.batch import (
     parse_header,
     read_cost,
 )
+from minimq.storage.compression import NONE
 from minimq.storage.descriptors import CachedFile, DescriptorCache
 from minimq.storage.files import pwrite_all, storage_error, write_all
 from minimq.storage.index import (
@@ -80,6 +85,11 @@ READ_AHEAD_BYTES: Final = 256 * 1024
 NO_TIMESTAMP: Final = -1
 LOG_FLAGS: Final = os.O_RDWR | os.O_NOFOLLOW
 INDEX_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+# baseOffset, batchLength, and lastOffsetDelta: what a raw read needs of each header.
+_OFFSET_AND_LENGTH: Final = struct.Struct(">qi")
+_LAST_OFFSET_DELTA: Final = struct.Struct(">i")
+_DELTA_AT: Final = 23
+_MAGIC_AT: Final = 16
 # Errors that mean "no new space": a rebuilt index is then kept in memory only.
 NO_SPACE_ERRNOS: Final = (errno.ENOSPC, errno.EDQUOT)
 
@@ -416,8 +426,9 @@ class Segment:
                 )
                 # Headers cost more to serve than their bytes (batch.HEADER_READ_BYTES).
                 cost = header.total_size + headers * HEADER_READ_BYTES
-                if cost <= budget:
-                    # The frame is larger than its records' payload, so all of them fit.
+                if cost <= budget and header.codec == NONE:
+                    # The frame is larger than its records' payload, so all of them fit
+                    # (not so for a compressed one: its records are counted one by one).
                     out.extend(records)
                     budget -= cost
                 else:
@@ -437,6 +448,92 @@ class Segment:
         finally:
             self._files.release(self._log)
         return out, budget
+
+    def read_raw(
+        self, offset: int, max_bytes: int, *, at_least_one: bool
+    ) -> tuple[memoryview | None, int]:
+        """Whole stored batches from the one holding ``offset``, as one view, and the next offset.
+
+        At most ``max_bytes``, except that with ``at_least_one`` the first batch
+        is returned whatever its size.  ``None`` when not even one batch fits.
+        The bytes are the stored frames verbatim (no CRC check, no decoding): a
+        Kafka client checks them itself.
+
+        One positional read covers the batch holding ``offset`` and the budget
+        after it: it starts at the index entry at or before ``offset``, and a
+        batch never starts :data:`~minimq.storage.index.INDEX_INTERVAL_BYTES`
+        or more after its entry.
+        """
+        _relative, start = self.index.entry_for_offset(offset - self.base_offset)
+        end = self.size
+        fd = self._lease_for_reading()
+        try:
+            size = min(end - start, INDEX_INTERVAL_BYTES + HEADER_SIZE + max(max_bytes, 0))
+            buffer = os.pread(fd, size, start)
+            position = 0
+            while True:  # to the batch holding offset
+                base, total = self._raw_header(buffer, position, start, end)
+                last = base + _LAST_OFFSET_DELTA.unpack_from(buffer, position + _DELTA_AT)[0]
+                if last >= offset:
+                    break
+                position += total
+            if total > max_bytes and not at_least_one:
+                return None, offset
+            if position + total > len(buffer):
+                # A first batch larger than the read: read exactly it, alone.
+                view = memoryview(os.pread(fd, total, start + position))
+                if len(view) < total:
+                    raise InvalidBatch(start + position, "file shorter than expected")
+                return view, last + 1
+            first = position
+            position += total
+            next_offset = last + 1
+            # Then whole batches while they fit the budget and the buffer.
+            while position + HEADER_SIZE <= len(buffer) and start + position < end:
+                base, total = self._raw_header(buffer, position, start, end)
+                if position + total > len(buffer) or position + total - first > max_bytes:
+                    break
+                next_offset = (
+                    base + _LAST_OFFSET_DELTA.unpack_from(buffer, position + _DELTA_AT)[0] + 1
+                )
+                position += total
+            return memoryview(buffer)[first:position], next_offset
+        except InvalidBatch as invalid:
+            raise CorruptLog(f"{self.log_path}: {invalid}; batch not served") from None
+        except OSError as exc:
+            raise storage_error(exc, f"read {self.log_path}", log_failed=False) from exc
+        finally:
+            self._files.release(self._log)
+
+    def _raw_header(self, buffer: bytes, position: int, start: int, end: int) -> tuple[int, int]:
+        """(base offset, total size) of the frame at ``position`` of ``buffer`` (read at ``start``).
+
+        Checks only what hopping to the next frame needs; the CRC is the client's to check.
+        """
+        if position + HEADER_SIZE > len(buffer):
+            raise InvalidBatch(start + position, "truncated batch header")
+        base, length = _OFFSET_AND_LENGTH.unpack_from(buffer, position)
+        total = length + LENGTH_PREFIX
+        if (
+            buffer[position + _MAGIC_AT] != MAGIC
+            or not HEADER_SIZE <= total <= MAX_BATCH_BYTES
+            or start + position + total > end
+        ):
+            raise InvalidBatch(start + position, "malformed batch header")
+        return base, total
+
+    def batch_headers(self) -> Iterator[BatchHeader]:
+        """Every batch header of the published segment, in order (blocking: for scans)."""
+        fd = self._lease_for_reading()
+        try:
+            for _position, header, _frame in self._frames(fd, 0, self.size, verify=False):
+                yield header
+        except InvalidBatch as invalid:
+            raise CorruptLog(f"{self.log_path}: {invalid}; not scanned") from None
+        except OSError as exc:
+            raise storage_error(exc, f"read {self.log_path}", log_failed=False) from exc
+        finally:
+            self._files.release(self._log)
 
     def _lease_for_reading(self) -> int:
         try:

@@ -520,6 +520,37 @@ class DiskLogStore:
                 None, self._discard, self.topics_dir / topic
             )
 
+    async def update_retention(
+        self, topic: str, retention_ms: int | None, retention_bytes: int | None
+    ) -> TopicConfig:
+        """Set ``topic``'s two retention settings (None: unlimited); return the new config.
+
+        Validated as at creation, then ``topic.json`` is replaced atomically
+        (same ``topic_id``) before the partitions see the new settings, so the
+        next retention pass applies exactly what a restart would read back.
+        """
+        async with self._admin_lock:
+            current = self.topic_config(topic)
+            config = validate_config(
+                dataclasses.replace(
+                    current, retention_ms=retention_ms, retention_bytes=retention_bytes
+                )
+            )
+            path = self.topics_dir / topic / CONFIG_FILE
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, atomic_write, path, config_to_json(config)
+                )
+            except OSError as exc:
+                # The old topic.json is intact (tmp file, rename): nothing changed.
+                raise storage_error(
+                    exc, f"cannot update topic {topic!r}", log_failed=False
+                ) from exc
+            self._configs[topic] = config
+            for partition in self._partitions[topic]:
+                partition.config = config
+            return config
+
     async def apply_retention(self) -> int:
         now = now_ms()
         deleted = 0

@@ -2,8 +2,10 @@
 
 The UI is a broker client with pages: every view reads or writes through
 :mod:`minimq.client` (see :mod:`minimq.ui.broker`).  Live pages poll the UI's
-own small JSON endpoints under ``/api/`` once a second; the UI keeps no state
-between requests, so any number of waitress threads can serve it.
+own small JSON endpoints under ``/api/`` once a second; the only state the UI
+keeps between requests is the dashboard's topic summary, computed at most once
+a second for every open tab (:mod:`minimq.ui.summary`), so any number of
+waitress threads can serve it.
 
 All assets (Bootstrap through Bootstrap-Flask's local serving, Chart.js
 vendored under ``static/vendor``) are served by the UI itself, so it works
@@ -22,8 +24,24 @@ from flask_bootstrap import Bootstrap5
 
 from minimq.ui import csrf, login
 from minimq.ui.broker import attach_client
-from minimq.ui.records import format_time, value_text
-from minimq.ui.views import dashboard, errors, groups, produce, topics
+from minimq.ui.records import (
+    format_bytes,
+    format_count,
+    format_time,
+    shown_key,
+    shown_value,
+)
+from minimq.ui.views import (
+    dashboard,
+    errors,
+    groups,
+    liveness,
+    nodes,
+    produce,
+    topic_admin,
+    topic_retention,
+    topics,
+)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -86,8 +104,21 @@ def create_app(
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
     app.jinja_env.globals["poll_interval_ms"] = poll_interval_ms
     app.jinja_env.filters["isotime"] = format_time
-    app.jinja_env.filters["valuetext"] = value_text
-    for blueprint in (dashboard.blueprint, topics.blueprint, groups.blueprint, produce.blueprint):
+    app.jinja_env.filters["shownvalue"] = shown_value
+    app.jinja_env.filters["shownkey"] = shown_key
+    app.jinja_env.filters["count"] = format_count
+    app.jinja_env.filters["bytes"] = format_bytes
+    dashboard.attach_summary(app.extensions, max_age_s=poll_interval_ms / 1000)
+    for blueprint in (
+        dashboard.blueprint,
+        topic_admin.blueprint,
+        topic_retention.blueprint,
+        topics.blueprint,
+        groups.blueprint,
+        produce.blueprint,
+        nodes.blueprint,
+        liveness.blueprint,
+    ):
         app.register_blueprint(blueprint)
     errors.register(app)
     return app

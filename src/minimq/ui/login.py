@@ -67,9 +67,10 @@ FIELD_NAME: Final = "password"
 _SECRET_CONFIG: Final = "MINIMQ_UI_LOGIN_SECRET"
 _MARKER_CONFIG: Final = "MINIMQ_UI_LOGIN_MARKER"
 _THROTTLE_KEY: Final = "minimq_login_throttle"
-# Reachable without a login: the login form itself and the files every page loads.
+# Reachable without a login: the login form itself, the files every page
+# loads, and the liveness probe of container health checks.
 _OPEN_ENDPOINTS: Final = frozenset(
-    {"login.login_form", "login.login", "static", "bootstrap.static"}
+    {"login.login_form", "login.login", "static", "bootstrap.static", "liveness.healthz"}
 )
 
 blueprint = Blueprint("login", __name__)

@@ -30,10 +30,18 @@ How that holds:
   flight (a long-poll) is alive.
 
 Protocol types: ``http`` groups are assigned here (server-side, by the
-group's assignor). A group has one protocol type while it has members; a
-member of another type is refused (``InconsistentGroupProtocol``), so the
-Kafka classic protocol (JoinGroup/SyncGroup with client-side assignment)
-can own its groups on the same state machine.
+group's assignor); ``kafka`` groups run Kafka's classic protocol (JoinGroup,
+SyncGroup, Heartbeat, LeaveGroup with client-side assignment), in
+:attr:`GroupCoordinator.kafka` (:mod:`minimq.core.groups.kafka_protocol`).
+Both share one table of groups (one name space), the generation counter,
+the per-group locks and the offset store: a Kafka consumer and an HTTP one
+resume from each other's commits. A group has one protocol type while it has
+members (or, for ``kafka``, member ids handed out and not yet used): an HTTP
+member's join, read, heartbeat, leave or commit for a ``kafka`` group is
+refused with ``InconsistentGroupProtocol``, and so is a Kafka member's join or
+commit for an ``http`` group. An offset reset or deletion of a ``kafka`` group
+waits until it has no live members (``GroupHasMembers``), as Kafka's tools do:
+its positions are the clients', so the broker cannot move them.
 
 Event-loop only (not thread-safe).
 """
@@ -48,6 +56,7 @@ from collections.abc import Callable, Sequence
 
 from minimq.core.groups.assignors import ASSIGNORS
 from minimq.core.groups.group import Group, GroupState, Member, TopicPartition
+from minimq.core.groups.kafka_protocol import KafkaGroup, KafkaGroups, KafkaMember
 from minimq.core.keyed_locks import KeyedLocks
 from minimq.core.models import (
     CommitOffset,
@@ -92,6 +101,14 @@ def _unknown(name: str, member_id: str) -> UnknownMember:
     return UnknownMember(f"{member_id!r} is not a member of group {name!r}; join again")
 
 
+def _refuse_kafka(group: Group | None) -> None:
+    if isinstance(group, KafkaGroup):
+        raise InconsistentGroupProtocol(
+            f"group {group.name!r} is a Kafka consumer group; an HTTP member cannot join,"
+            " read, heartbeat, leave or commit for it"
+        )
+
+
 def _changed(
     topic: str, before: dict[int, int], after: dict[int, int]
 ) -> list[tuple[str, int, int]]:
@@ -118,6 +135,17 @@ class GroupCoordinator:
         # this process, even by a group that emptied (and was forgotten) and
         # came back, so a request from before can never look current.
         self._generations = itertools.count(1)
+        self.kafka = KafkaGroups(
+            groups=self._groups,
+            live=self._live,
+            generations=self._generations,
+            group_names=self.group_names,
+            reader=reader,
+            offsets=offsets,
+            locks=self._locks,
+            monotonic=monotonic,
+            wall_ms=wall_ms,
+        )
 
     # -- membership --------------------------------------------------------------
 
@@ -126,6 +154,9 @@ class GroupCoordinator:
         group = self._groups.get(name)
         if group is None:
             return None
+        if isinstance(group, KafkaGroup):
+            self.kafka.expire(group, self._monotonic())
+            return self._groups.get(name)
         gone = group.expire(self._monotonic())
         if gone:
             log.info("group %s: session expired for %s", name, ", ".join(sorted(gone)))
@@ -133,6 +164,9 @@ class GroupCoordinator:
         return self._groups.get(name)
 
     def _rebalance(self, group: Group) -> None:
+        if isinstance(group, KafkaGroup):
+            self.kafka.membership_changed(group)
+            return
         group.rebalance(next(self._generations), self._reader.partitions_of)
         if group.state is GroupState.EMPTY:
             # Nothing in memory outlives the members: positions are meaningful
@@ -222,6 +256,7 @@ class GroupCoordinator:
         expired, or left): it must rejoin explicitly, not slip back in.
         """
         group = self._live(name)
+        _refuse_kafka(group)
         if group is not None and member_id in group.members:
             # Heard from, so alive, even if refused: a member busy with its last
             # records during a rebalance must not also lose its session.
@@ -235,12 +270,14 @@ class GroupCoordinator:
         group = self._live(name)
         if group is None:
             raise _unknown(name, member_id)
+        _refuse_kafka(group)
         group.check(member_id, generation)
         return group
 
     def leave(self, name: str, topic: str, member_id: str) -> None:
         """Stop reading ``topic``; a member reading nothing else leaves. Idempotent."""
         group = self._live(name)
+        _refuse_kafka(group)
         member = group.members.get(member_id) if group is not None else None
         if group is None or member is None:
             return
@@ -427,6 +464,14 @@ class GroupCoordinator:
                 group.positions[(topic, p)] = offset
         return GroupFetchResult(name, topic, member_id, generation, owned, records, after)
 
+    def _refuse_kafka_members(self, name: str, what: str) -> None:
+        group = self._live(name)
+        if isinstance(group, KafkaGroup) and group.members:
+            raise GroupHasMembers(
+                f"group {name!r} has {len(group.members)} live Kafka member(s): {what} waits"
+                " until they stopped (their positions are theirs, not the broker's)"
+            )
+
     def _refuse_if_members(self, name: str, what: str) -> None:
         group = self._live(name)
         if group is not None and group.members:
@@ -565,7 +610,9 @@ class GroupCoordinator:
             for p in partitions
         ]
         incarnation = {topic: config.topic_id or ""}
+        self._refuse_kafka_members(name, "an offset reset")
         async with self._locks.hold(name):
+            self._refuse_kafka_members(name, "an offset reset")
             await self._store_commit(name, targets, incarnation)
             group = self._live(name)
             if group is not None:
@@ -630,11 +677,23 @@ class GroupCoordinator:
         members: list[MemberInfo] = []
         if group is not None:
             for member_id, member in sorted(group.members.items()):
+                client = (
+                    (member.client_id, member.client_host)
+                    if isinstance(member, KafkaMember)
+                    else (None, None)
+                )
+                # A Kafka member whose subscription names no topic (or is not
+                # ConsumerProtocol) is still a member: one row without a topic.
+                topics = sorted(member.topics) or ([""] if client[0] is not None else [])
                 members.extend(
                     MemberInfo(
-                        member_id, topic, group.owned(member_id, topic), member.last_seen_wall_ms
+                        member_id,
+                        topic,
+                        group.owned(member_id, topic),
+                        member.last_seen_wall_ms,
+                        *client,
                     )
-                    for topic in sorted(member.topics)
+                    for topic in topics
                 )
         return GroupInfo(
             name,
@@ -659,10 +718,13 @@ class GroupCoordinator:
             summaries.append(
                 GroupSummary(
                     name,
-                    sorted({o.topic for o in info.offsets} | {m.topic for m in info.members}),
+                    sorted(
+                        {o.topic for o in info.offsets} | {m.topic for m in info.members if m.topic}
+                    ),
                     len({m.member_id for m in info.members}),
                     info.state,
                     info.total_lag,
+                    info.protocol_type,
                 )
             )
         return summaries

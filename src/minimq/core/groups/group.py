@@ -16,7 +16,10 @@ that lost a partition can neither be served nor commit for it. For the
 ``http`` protocol the broker assigns partitions itself, so PreparingRebalance
 leads straight to Stable and ownership moves in the same event-loop step that
 fenced the previous generation. The ``kafka`` protocol (JoinGroup, SyncGroup,
-client-side assignment) uses CompletingRebalance between the two.
+client-side assignment; :mod:`minimq.core.groups.kafka_protocol`) uses
+CompletingRebalance between the two, and, as Kafka does, takes the next
+generation number only when the members have rejoined: until then the old
+generation's members may still commit.
 
 Each group also keeps an in-memory *position* per owned (topic, partition):
 the next offset its owner will be served. A position lives only while its
@@ -92,7 +95,8 @@ class Group:
     owners: dict[TopicPartition, str] = field(default_factory=dict)
     positions: dict[TopicPartition, int] = field(default_factory=dict)
 
-    def _move_to(self, state: GroupState) -> None:
+    def move_to(self, state: GroupState) -> None:
+        """Change state; a move :data:`ALLOWED_TRANSITIONS` does not list is a bug."""
         if state not in ALLOWED_TRANSITIONS[self.state]:
             raise AssertionError(f"group {self.name!r}: {self.state.value} -> {state.value}")
         self.state = state
@@ -103,7 +107,7 @@ class Group:
         Positions of partitions whose owner changed are dropped, so their new
         owner starts from the committed offset.
         """
-        self._move_to(GroupState.PREPARING_REBALANCE)
+        self.move_to(GroupState.PREPARING_REBALANCE)
         self.generation = generation
         subscriptions = {member_id: m.topics for member_id, m in self.members.items()}
         self.assignment = ASSIGNORS[self.assignor](subscriptions, partitions_of)
@@ -116,7 +120,7 @@ class Group:
         for key in [k for k in self.positions if self.owners.get(k) != owners.get(k)]:
             del self.positions[key]
         self.owners = owners
-        self._move_to(GroupState.STABLE if self.members else GroupState.EMPTY)
+        self.move_to(GroupState.STABLE if self.members else GroupState.EMPTY)
 
     def expire(self, now: float) -> list[str]:
         """Remove members past their session timeout; return their ids."""
@@ -143,4 +147,4 @@ class Group:
         return list(self.assignment.get(member_id, {}).get(topic, []))
 
     def kill(self) -> None:
-        self._move_to(GroupState.DEAD)
+        self.move_to(GroupState.DEAD)

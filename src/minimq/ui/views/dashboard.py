@@ -1,46 +1,43 @@
-"""The dashboard (``/``), its live data (``/api/overview``) and the health probe."""
+"""The dashboard (``/``): the topic table, its live data (``/api/summary``) and the health probe."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
-from flask import Blueprint, Response, jsonify, render_template, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from minimq.ui.broker import broker
-from minimq.ui.queries import topic_overview
-from minimq.ui.records import chart_points, record_view
+from minimq.ui.summary import Summary, SummaryCache
 
 blueprint = Blueprint("dashboard", __name__)
 
-RECENT_RECORDS = 60
+EXTENSION_KEY = "minimq_summary"
+
+
+def attach_summary(app_extensions: dict[str, object], max_age_s: float) -> None:
+    app_extensions[EXTENSION_KEY] = SummaryCache(max_age_s=max_age_s)
+
+
+def current_summary() -> Summary:
+    cache: SummaryCache = current_app.extensions[EXTENSION_KEY]
+    return cache.get(broker())
 
 
 @blueprint.get("/")
 def index() -> str:
-    return render_template("dashboard.html", topics=broker().list_topics())
+    # The first paint holds the data: the table is usable before any script runs.
+    return render_template("dashboard.html", rows=current_summary().rows)
 
 
-@blueprint.get("/api/overview")
-def overview() -> Response:
-    """Every topic's card data: totals, rate over the last minute, latest record, points."""
-    now_ms = int(time.time() * 1000)
-    cards: list[dict[str, Any]] = []
-    for info in broker().list_topics():
-        view = topic_overview(broker(), info, now_ms=now_ms, recent=RECENT_RECORDS)
-        cards.append(
-            {
-                "name": info.name,
-                "url": url_for("topics.topic_page", topic=info.name),
-                "partitions": info.partitions,
-                "messages": info.messages,
-                "bytes": info.bytes,
-                "rate_per_minute": view.rate_per_minute,
-                "latest": record_view(view.latest) if view.latest else None,
-                "points": chart_points(view.recent),
-            }
-        )
-    return jsonify(topics=cards, now=now_ms)
+@blueprint.get("/api/summary")
+def summary() -> Response:
+    """Every topic's row; ``304`` without a body when the browser's ETag is current."""
+    current = current_summary()
+    if request.if_none_match.contains(current.etag.strip('"')):
+        response = Response(status=304)
+    else:
+        response = Response(current.body, mimetype="application/json")
+    response.headers["ETag"] = current.etag
+    response.headers["Cache-Control"] = "no-cache"
+    return response
 
 
 @blueprint.get("/api/health")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from minimq.errors import BrokerUnavailable, MiniMQError
@@ -40,9 +40,14 @@ def handle_broker_error(error: MiniMQError) -> tuple[Response | str, int]:
     level = logging.INFO if isinstance(error, BrokerUnavailable) else logging.WARNING
     if status >= 500:
         log.log(level, "broker call failed for %s: %s: %s", request.path, error.code, error.message)
-    return _respond(
-        status, error.code, error.message, broker_down=isinstance(error, BrokerUnavailable)
+    down = isinstance(error, BrokerUnavailable)
+    # The transport's own words (urllib3's connection pool text) help in a log, not on a page.
+    message = (
+        f"The UI cannot reach the broker at {current_app.config['MINIMQ_BROKER_URL']}."
+        if down
+        else error.message
     )
+    return _respond(status, error.code, message, broker_down=down)
 
 
 def handle_http_error(error: HTTPException) -> tuple[Response | str, int]:

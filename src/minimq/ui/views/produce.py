@@ -85,6 +85,21 @@ def _resend_form(topic: str, partition: int, offset: int) -> ProduceForm:
     record = read_record(broker(), topic, partition, offset)
     if record is None:
         raise InvalidRequest(f"{topic}/{partition} has no message at offset {offset} to re-send")
+    if record.value_bytes is not None:
+        # A value that is not JSON re-sends as text when it is UTF-8; bytes cannot be typed.
+        try:
+            text = record.value_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(
+                f"{topic}/{partition}@{offset} holds binary bytes, which the form cannot re-send"
+            ) from None
+        return ProduceForm(
+            topic=topic,
+            key=record.key or "",
+            value=text,
+            value_format="text",
+            headers=json.dumps(record.headers, ensure_ascii=False) if record.headers else "",
+        )
     is_text = isinstance(record.value, str)
     return ProduceForm(
         topic=topic,

@@ -1,7 +1,7 @@
 /* Line charts of payload values: one dataset per series ("<sensor> · <field>").
  *
  * Points arrive as {series, t, y} from the UI's JSON endpoints; x is the
- * record timestamp in ms on a linear axis (no date adapter needed), labelled
+ * time in ms (the record's, or one the payload carries) on a linear axis (no date adapter needed), labelled
  * as UTC clock time.  Each series keeps its last `maxPoints` points so a page
  * left open for hours stays light.
  */
@@ -27,12 +27,12 @@ const SeriesChart = (() => {
           interaction: { mode: "nearest", intersect: false },
           elements: { point: { radius: compact ? 0 : 2 }, line: { borderWidth: compact ? 1.5 : 2 } },
           scales: {
-            x: { type: "linear", ticks: { maxTicksLimit: compact ? 4 : 8, callback: (v) => MiniMQ.formatClock(v) } },
+            x: { type: "linear", ticks: { maxTicksLimit: compact ? 4 : 8, callback: (v) => this.formatTick(v) } },
             y: { ticks: { maxTicksLimit: compact ? 4 : 8 } },
           },
           plugins: {
             legend: { display: !compact, position: "bottom" },
-            tooltip: { callbacks: { title: (items) => items.length ? MiniMQ.formatClock(items[0].parsed.x) : "" } },
+            tooltip: { callbacks: { title: (items) => items.length ? MiniMQ.formatDateTime(items[0].parsed.x) : "" } },
           },
         },
       });
@@ -59,7 +59,40 @@ const SeriesChart = (() => {
           dataset.data.splice(0, dataset.data.length - this.maxPoints);
         }
       }
+      this.fitAxis();
       this.chart.update("none");
+    }
+
+    /** A sane x range: one instant (a single point, or a batch stamped at once) gets a
+     *  minute around it, not Chart.js's padding of a day; spans over a day show dates. */
+    fitAxis() {
+      let low = Infinity;
+      let high = -Infinity;
+      for (const dataset of this.datasets.values()) {
+        if (dataset.data.length) {
+          low = Math.min(low, dataset.data[0].x);
+          high = Math.max(high, dataset.data[dataset.data.length - 1].x);
+        }
+      }
+      const x = this.chart.options.scales.x;
+      if (low === Infinity) {
+        x.min = undefined;
+        x.max = undefined;
+        this.span = 0;
+        return;
+      }
+      if (high - low < 1000) {
+        low -= 30000;
+        high += 30000;
+      }
+      x.min = low;
+      x.max = high;
+      this.span = high - low;
+    }
+
+    formatTick(ms) {
+      const iso = new Date(ms).toISOString();
+      return this.span > 86400000 ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : iso.slice(11, 19);
     }
 
     /** Replace all points (the dashboard receives a full window each time). */

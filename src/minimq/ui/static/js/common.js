@@ -1,8 +1,9 @@
 /* Shared helpers of the MiniMQ UI pages.
  *
  * Message contents are untrusted: every helper here puts text into the page
- * with textContent, never innerHTML.  The broker banner is driven by two
- * sources: a health poll on every page, and the result of each live poll.
+ * with textContent, never innerHTML.  The broker status (badge, banner, and
+ * whatever a page registers with onBrokerChange) is driven by two sources: a
+ * health poll on every page, and the result of each live poll.
  */
 "use strict";
 
@@ -10,8 +11,10 @@ const MiniMQ = (() => {
   const body = document.body;
   const pollMs = Number(body.dataset.pollMs) || 1000;
   const banner = document.getElementById("broker-banner");
-  const bannerDetail = document.getElementById("broker-banner-detail");
-  const statusText = document.getElementById("broker-status");
+  const statusBadge = document.getElementById("broker-status");
+  const listeners = [];
+  const numberFormat = new Intl.NumberFormat("en-US");
+  let brokerUp = null;
 
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -21,45 +24,81 @@ const MiniMQ = (() => {
     }
   }
 
-  /** GET a UI JSON endpoint; throws ApiError carrying the stable error code. */
-  async function getJson(url) {
+  async function request(url, headers) {
     let response;
     try {
-      response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+      response = await fetch(url, { headers: { Accept: "application/json", ...headers }, cache: "no-store" });
     } catch (err) {
       throw new ApiError(0, "UI_UNAVAILABLE", "the UI server does not answer");
     }
+    if (response.status === 401) {
+      // The UI login ended (expired, logged out elsewhere): the page asks for it again.
+      window.location.reload();
+    }
+    return response;
+  }
+
+  async function failure(response) {
     let payload = null;
     try {
       payload = await response.json();
     } catch (err) {
       payload = null;
     }
-    if (response.status === 401) {
-      // The UI login ended (expired, logged out elsewhere): the page asks for it again.
-      window.location.reload();
-    }
+    const error = (payload && payload.error) || {};
+    return new ApiError(response.status, error.code, error.message);
+  }
+
+  /** GET a UI JSON endpoint; throws ApiError carrying the stable error code. */
+  async function getJson(url) {
+    const response = await request(url, {});
     if (!response.ok) {
-      const error = (payload && payload.error) || {};
-      throw new ApiError(response.status, error.code, error.message);
+      throw await failure(response);
     }
-    return payload;
+    return response.json();
+  }
+
+  /** A getter of `url` that sends the last ETag back: resolves null while nothing changed. */
+  function changesOf(url) {
+    let etag = null;
+    return async () => {
+      const response = await request(url, etag ? { "If-None-Match": etag } : {});
+      if (response.status === 304) {
+        return null;
+      }
+      if (!response.ok) {
+        throw await failure(response);
+      }
+      etag = response.headers.get("ETag");
+      return response.json();
+    };
   }
 
   function isOutage(err) {
-    return err instanceof ApiError && (err.status === 0 || err.status === 503 || err.status === 504);
+    return err instanceof ApiError && (err.status === 0 || err.status === 502 || err.status === 503 || err.status === 504);
   }
 
-  function setBrokerUp(up, detail) {
-    banner.classList.toggle("d-none", up);
-    if (!up && detail) {
-      bannerDetail.textContent = detail;
+  function setBrokerUp(up) {
+    if (up === brokerUp) {
+      return;
     }
-    statusText.textContent = up ? "broker: up" : "broker: unavailable";
-    statusText.classList.toggle("text-danger", !up);
+    brokerUp = up;
+    banner.classList.toggle("d-none", up);
+    statusBadge.textContent = up ? "broker: up" : "broker: unavailable";
+    statusBadge.classList.toggle("text-bg-success", up);
+    statusBadge.classList.toggle("text-bg-danger", !up);
+    statusBadge.classList.remove("text-bg-secondary");
+    for (const listener of listeners) {
+      listener(up);
+    }
     if (up && body.dataset.reloadWhenUp === "true") {
       window.location.reload();
     }
+  }
+
+  /** Call listener(up) whenever the broker goes down or comes back. */
+  function onBrokerChange(listener) {
+    listeners.push(listener);
   }
 
   /** Run task() now and then every intervalMs after it settles (never overlapping). */
@@ -70,7 +109,7 @@ const MiniMQ = (() => {
         setBrokerUp(true);
       } catch (err) {
         if (isOutage(err)) {
-          setBrokerUp(false, err.message);
+          setBrokerUp(false);
         } else {
           console.warn("poll failed:", err);
         }
@@ -91,24 +130,45 @@ const MiniMQ = (() => {
     return node;
   }
 
+  /* A value that is not JSON, marked as the server-side pages mark it ("text, not JSON",
+   * "binary, N bytes, hex"): a badge before the text; nothing for JSON. */
+  function withNote(node, note) {
+    if (note) {
+      const badge = textElement("span", note, "badge text-bg-secondary value-note me-1");
+      badge.dataset.testid = "value-note";
+      node.prepend(badge);
+    }
+    return node;
+  }
+
+  function formatCount(n) {
+    return n === null || n === undefined ? "–" : numberFormat.format(n);
+  }
+
+  function formatBytes(size) {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let amount = size;
+    let unit = 0;
+    while (amount >= 1024 && unit < units.length - 1) {
+      amount /= 1024;
+      unit += 1;
+    }
+    return unit === 0 ? `${size} B` : `${amount.toFixed(1)} ${units[unit]}`;
+  }
+
   function formatClock(ms) {
     return new Date(ms).toISOString().slice(11, 19);
   }
 
-  function wireTopicPicker() {
-    const picker = document.getElementById("topic-picker");
-    if (!picker) {
-      return;
-    }
-    picker.addEventListener("change", () => {
-      if (picker.value) {
-        window.location.assign(picker.dataset.topicUrl.replace("__TOPIC__", encodeURIComponent(picker.value)));
-      }
-    });
+  /** ISO 8601 UTC to the second: `2026-01-31 12:00:05`. */
+  function formatDateTime(ms) {
+    return ms === null || ms === undefined ? "–" : new Date(ms).toISOString().slice(0, 19).replace("T", " ");
   }
 
-  wireTopicPicker();
   poll(() => getJson(body.dataset.healthUrl), Math.max(pollMs, 2000));
 
-  return { getJson, poll, textElement, formatClock, pollMs };
+  return {
+    getJson, changesOf, poll, onBrokerChange, textElement, withNote,
+    formatCount, formatBytes, formatClock, formatDateTime, pollMs,
+  };
 })();

@@ -130,3 +130,26 @@ def test_an_unavailable_peer_is_skipped_with_its_reason() -> None:
     assert runner.results.notes == [
         "Redis Streams (appendfsync always) skipped: redis-server not found."
     ]
+
+
+def test_kafka_rows_stand_beside_the_http_batch_rows_or_say_why_not() -> None:
+    results = synthetic_results()
+    results.add("strongest", "MiniMQ", "produce_batched_cpu", 2.5, 200_000)
+    results.add("strongest", "MiniMQ", "kafka_produce", 900_000.0, 200_000)
+    results.add("strongest", "MiniMQ", "kafka_produce_cpu", 0.35, 200_000)
+    for key in ("kafka_consume", "kafka_consume_cpu"):
+        results.mark_not_run("strongest", "MiniMQ", key, "confluent-kafka not installed")
+    lines = render(results, [], "minimq bench", "").splitlines()
+    rows = [line for line in lines if line.startswith(("| 2", "| 4"))]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| 2. Batched produce (1,000 per call)",
+        "| 2. Batched produce: broker CPU per message",
+        "| 2k. Kafka produce (confluent-kafka, acks=all, linger 5 ms, 1 MiB batches)",
+        "| 2k. Kafka produce: broker CPU per message",
+        "| 4. Consume in batches of 1,000",
+        "| 4k. Kafka consume (confluent-kafka, consume() of up to 100,000)",
+        "| 4k. Kafka consume: broker CPU per message",
+    ]
+    assert "| µs/msg ↓ | 0.35 | - | - |" in rows[3]
+    assert "| 900,000 | - | - |" in rows[2]
+    assert "| not run: confluent-kafka not installed | - | - |" in rows[5]

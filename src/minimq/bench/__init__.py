@@ -8,6 +8,10 @@ Layout (one concept per module):
   protocol.
 - :mod:`~minimq.bench.workloads`: the measurements, written once against that
   protocol so every broker runs exactly the same code.
+- :mod:`~minimq.bench.kafka_workloads`: confluent-kafka produce and consume
+  against MiniMQ's Kafka port (MiniMQ's column only).
+- :mod:`~minimq.bench.cpu`: the broker's CPU time during a workload, for the
+  *broker CPU per message* rows.
 - :mod:`~minimq.bench.runner`: which broker at which durability setting runs
   which workload how often, within a time budget, with a progress bar.
 - :mod:`~minimq.bench.targets`: the issue's performance targets, checked.

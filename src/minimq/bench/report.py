@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from minimq.bench.peers.base import Durability
-from minimq.bench.results import Cell, Metric, Results, all_metrics
+from minimq.bench.results import CPU_UNIT, Cell, Metric, Results, all_metrics
 from minimq.bench.targets import MINIMQ, MINIMQ_AIOHTTP, check_targets, growth_median
 
 ANALYSIS_START = "<!-- analysis:start (kept when the report is regenerated) -->"
@@ -29,7 +29,7 @@ LEVEL_TITLES = {
 def format_value(value: float, unit: str) -> str:
     if math.isinf(value):
         return "lost"
-    if unit == "ms":
+    if unit in ("ms", CPU_UNIT):
         return f"{value:.2f}" if value < 10 else f"{value:.1f}"
     if unit == "MiB":
         return f"{value:.1f}"
@@ -70,12 +70,17 @@ def results_table(results: Results, level: str) -> list[str]:
     lines.append("|" + "---|" * (len(header) + 1))
     for metric in all_metrics(results.settings):
         cells = [results.cell(level, broker, metric.key) for broker in brokers]
-        if all(cell is None for cell in cells):
+        reasons = [results.not_run.get((level, broker, metric.key)) for broker in brokers]
+        if all(cell is None for cell in cells) and not any(reasons):
             continue
         ours = results.cell(level, MINIMQ, metric.key)
         ratios = [format_ratio(ours, results.cell(level, peer, metric.key)) for peer in peers]
         unit = metric.unit + (" ↑" if metric.higher_is_better else " ↓")
-        row = [metric.title, unit, *(format_cell(c, metric) for c in cells), *ratios]
+        shown = [
+            f"not run: {reason}" if reason else format_cell(cell, metric)
+            for cell, reason in zip(cells, reasons, strict=True)
+        ]
+        row = [metric.title, unit, *shown, *ratios]
         lines.append("| " + " | ".join([*row, messages_per_run(cells)]) + " |")
     return lines
 
@@ -145,6 +150,15 @@ def method_section(results: Results) -> list[str]:
         "The *MiniMQ (aiohttp)* column runs the same workloads against the same broker "
         "over plain aiohttp + orjson (no client library), at the strongest setting only; "
         "the *raw HTTP* rows load MiniMQ's HTTP API with wrk (one record per request).",
+        "- Kafka rows (*2k*, *4k*; MiniMQ only, on its Kafka port): the confluent-kafka "
+        "(librdkafka) producer with `acks=all`, `linger.ms=5`, `batch.size` 1 MiB, no "
+        "compression, fed with `produce_batch`, timed from its creation until the last "
+        "delivery report; then a consumer on the assigned partition reading those records "
+        "back from the start with `consume(num_messages=...)`, timed from its creation "
+        "until the last record. Same message count and time cap as the other workloads.",
+        "- Broker CPU per message: CPU time (user + system) of the broker process's threads "
+        "during the workload, from the kernel's per-thread scheduler statistics, divided by "
+        "the messages moved; it moves far less with other load than throughput does.",
         f"- Concurrency: {s.producers} asyncio tasks sharing one client object, each sending "
         "one message per round trip.",
         f"- End-to-end latency: the producer sends at a fixed {rates} msgs/s for "

@@ -42,6 +42,31 @@ RAW_HTTP_SEQUENTIAL = Metric(
 RAW_HTTP_CONCURRENT = Metric(
     "raw_http_concurrent", "3b. 64 concurrent producers, raw HTTP (wrk, 64 conns)", "msgs/s", True
 )
+KAFKA_PRODUCE = Metric(
+    "kafka_produce",
+    "2k. Kafka produce (confluent-kafka, acks=all, linger 5 ms, 1 MiB batches)",
+    "msgs/s",
+    True,
+)
+KAFKA_CONSUME = Metric(
+    "kafka_consume",
+    "4k. Kafka consume (confluent-kafka, consume() of up to 100,000)",
+    "msgs/s",
+    True,
+)
+KAFKA_METRICS = (KAFKA_PRODUCE, KAFKA_CONSUME)
+"""MiniMQ's Kafka port only (:mod:`minimq.bench.kafka_workloads`)."""
+
+
+CPU_UNIT = "µs/msg"
+
+
+def cpu_metric(metric: Metric) -> Metric:
+    """The broker's CPU time per message during ``metric``'s workload (:mod:`.cpu`)."""
+    workload = metric.title.split(" (", 1)[0]
+    return Metric(f"{metric.key}_cpu", f"{workload}: broker CPU per message", CPU_UNIT, False)
+
+
 RESOURCE_METRICS = (
     Metric("rss_mib", "7. Broker RSS after the run", "MiB", False),
     Metric("disk_bytes_per_message", "7. Disk bytes per message", "B", False),
@@ -49,7 +74,8 @@ RESOURCE_METRICS = (
 
 
 def all_metrics(settings: Settings) -> list[Metric]:
-    """Every metric in report order (the raw-HTTP rows beside their client counterparts)."""
+    """Every metric in report order: the raw-HTTP rows beside their client counterparts,
+    the Kafka rows beside the HTTP batch rows, each of those with its broker CPU."""
     sequential, batched, concurrent, consume = THROUGHPUT_METRICS
     latency = [
         latency_metric(rate, stat)
@@ -57,7 +83,10 @@ def all_metrics(settings: Settings) -> list[Metric]:
         for stat in ("p50", "p99", "p999")
     ]
     return [
-        sequential, RAW_HTTP_SEQUENTIAL, batched, concurrent, RAW_HTTP_CONCURRENT, consume,
+        sequential, RAW_HTTP_SEQUENTIAL,
+        batched, cpu_metric(batched), KAFKA_PRODUCE, cpu_metric(KAFKA_PRODUCE),
+        concurrent, RAW_HTTP_CONCURRENT,
+        consume, cpu_metric(consume), KAFKA_CONSUME, cpu_metric(KAFKA_CONSUME),
         *latency, *RESOURCE_METRICS,
     ]  # fmt: skip
 
@@ -97,14 +126,19 @@ class Results:
     growth_settings: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    profiles: list[Profile] = field(default_factory=list)
     """Server runs that raised; their numbers are missing from the tables."""
+    profiles: list[Profile] = field(default_factory=list)
+    not_run: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """(level, broker, metric) -> why it was not measured, shown in its table cell."""
     elapsed_s: float = 0.0
 
     def add(self, level: str, broker: str, metric: str, value: float, messages: int = 0) -> None:
         cell = self.cells.setdefault((level, broker, metric), Cell())
         cell.values.append(value)
         cell.messages.append(messages)
+
+    def mark_not_run(self, level: str, broker: str, metric: str, reason: str) -> None:
+        self.not_run[(level, broker, metric)] = reason
 
     def cell(self, level: str, broker: str, metric: str) -> Cell | None:
         return self.cells.get((level, broker, metric))

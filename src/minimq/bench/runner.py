@@ -25,16 +25,19 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from minimq.bench import profiling, rawhttp, workloads
+from minimq.bench import kafka_workloads, profiling, rawhttp, workloads
+from minimq.bench.cpu import CpuMeter
 from minimq.bench.machine import load_average, machine_info
 from minimq.bench.peers.base import Durability, Peer, Session
 from minimq.bench.peers.process import ServerProcess
-from minimq.bench.results import Profile, Results
+from minimq.bench.results import KAFKA_METRICS, Profile, Results, cpu_metric
 from minimq.bench.settings import Settings
 
 T = TypeVar("T")
 
-WORKLOADS = ("sequential", "batched", "concurrent", "consume", "latency", "raw-http", "growth")
+WORKLOADS = (
+    "sequential", "batched", "concurrent", "consume", "kafka", "latency", "raw-http", "growth",
+)  # fmt: skip
 """Selectable workload names; resources (RSS, disk) are measured after every session."""
 
 MIB = 1024 * 1024
@@ -220,8 +223,11 @@ class Runner:
         level, broker, settings = peer.durability.value, peer.broker, self.settings
         produced = 0
 
-        def record(metric: str, result: workloads.Throughput) -> None:
+        def record(metric: str, result: workloads.Throughput, cpu: CpuMeter | None = None) -> None:
             self.results.add(level, broker, metric, result.per_second, result.messages)
+            if cpu is not None and result.messages:
+                per_message_us = cpu.seconds() / result.messages * 1e6
+                self.results.add(level, broker, f"{metric}_cpu", per_message_us, result.messages)
 
         try:
             if "sequential" in self.selected:
@@ -230,16 +236,21 @@ class Runner:
                 produced += result.messages
                 progress.update()
             if "batched" in self.selected:
+                cpu = CpuMeter(server.pid)
                 batched = await workloads.produce_batched(session, f"batch-{run}", settings)
-                record("produce_batched", batched)
+                record("produce_batched", batched, cpu)
                 produced += batched.messages
                 progress.update()
                 if "consume" in self.selected:
+                    cpu = CpuMeter(server.pid)
                     result = await workloads.consume_batched(
                         session, f"batch-{run}", batched.messages, settings
                     )
-                    record("consume_batched", result)
+                    record("consume_batched", result, cpu)
                     progress.update()
+            if "kafka" in self.selected:
+                produced += await self._kafka(peer, server, session, run, record)
+                progress.update()
             if "concurrent" in self.selected:
                 result = await workloads.produce_concurrent(session, f"conc-{run}", settings)
                 record("produce_concurrent", result)
@@ -251,6 +262,41 @@ class Runner:
         finally:
             await session.close()
         return produced
+
+    async def _kafka(
+        self,
+        peer: Peer,
+        server: ServerProcess,
+        session: Session,
+        run: int,
+        record: Callable[[str, workloads.Throughput, CpuMeter], None],
+    ) -> int:
+        """The Kafka rows, on a peer with a Kafka port; return how many messages they stored."""
+        bootstrap = peer.kafka_bootstrap(server)
+        if bootstrap is None:
+            return 0
+        reason = kafka_workloads.unavailable_reason()
+        if reason is not None:
+            # Never silently missing: the rows say why, and so do the notes.
+            level = peer.durability.value
+            for metric in KAFKA_METRICS:
+                for key in (metric.key, cpu_metric(metric).key):
+                    self.results.mark_not_run(level, peer.broker, key, reason)
+            note = f"Kafka rows not run: {reason} (pip install 'minimq[bench]')."
+            if note not in self.results.notes:
+                self.results.notes.append(note)
+            return 0
+        topic = f"kafka-{run}"
+        await session.create_topic(topic)
+        cpu = CpuMeter(server.pid)
+        produced = await asyncio.to_thread(kafka_workloads.produce, bootstrap, topic, self.settings)
+        record("kafka_produce", produced, cpu)
+        cpu = CpuMeter(server.pid)
+        consumed = await asyncio.to_thread(
+            kafka_workloads.consume, bootstrap, topic, produced.messages, self.settings
+        )
+        record("kafka_consume", consumed, cpu)
+        return produced.messages
 
     async def _latency(self, session: Session, level: str, broker: str, run: int) -> int:
         stored = 0

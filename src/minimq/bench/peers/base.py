@@ -107,3 +107,7 @@ class Peer(ABC):
     def wrk_url(self, server: ServerProcess) -> str | None:
         """Base URL of an HTTP/JSON API to load with wrk (the raw-HTTP rows), or ``None``."""
         return None
+
+    def kafka_bootstrap(self, server: ServerProcess) -> str | None:
+        """``host:port`` of a Kafka-protocol listener (the Kafka rows), or ``None``."""
+        return None

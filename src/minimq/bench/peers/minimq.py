@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from minimq import __version__
+from minimq.bench import kafka_workloads
 from minimq.bench.peers.base import Durability, Peer, Session
 from minimq.bench.peers.minimq_http import MiniMQHttpSession
-from minimq.bench.peers.process import ServerProcess
+from minimq.bench.peers.process import ServerProcess, free_port
 from minimq.client import AsyncClient
 
 BROKER = "MiniMQ"
@@ -85,14 +86,20 @@ class MiniMQPeer(Peer):
         self.measures_growth = not raw_http
 
     def server(self) -> ServerProcess:
+        # The Kafka rows go with the client's column, like the wrk rows; the broker binds
+        # its Kafka listener before HTTP, so it is up once the HTTP port answers.
+        extra_ports = {} if self.raw_http else {"kafka": free_port()}
+        kafka_port = extra_ports.get("kafka", 0)
+
         def command(port: int, data_dir: Path) -> list[str]:
             return [
                 sys.executable, "-m", "minimq", "broker",
                 "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+                "--kafka-port", str(kafka_port),
                 "--fsync", self.fsync, "--log-level", "WARNING",
             ]  # fmt: skip
 
-        return ServerProcess("minimq", command)
+        return ServerProcess("minimq", command, extra_ports)
 
     async def connect(self, server: ServerProcess) -> Session:
         url = f"http://127.0.0.1:{server.port}"
@@ -102,5 +109,12 @@ class MiniMQPeer(Peer):
         # The wrk rows go with the client's column; the aiohttp column is raw HTTP already.
         return None if self.raw_http else f"http://127.0.0.1:{server.port}"
 
+    def kafka_bootstrap(self, server: ServerProcess) -> str | None:
+        port = server.extra_ports.get("kafka")
+        return None if port is None else f"127.0.0.1:{port}"
+
     def versions(self) -> dict[str, str]:
-        return {"minimq": __version__}
+        versions = {"minimq": __version__}
+        if not self.raw_http and kafka_workloads.unavailable_reason() is None:
+            versions["confluent-kafka"] = kafka_workloads.client_version()
+        return versions

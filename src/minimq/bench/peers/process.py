@@ -19,13 +19,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
 from minimq.bench.deps import require
 
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 10.0
 
 
@@ -52,10 +52,17 @@ class ServerProcess:
     Not thread-safe: one benchmark thread starts, measures and stops it.
     """
 
-    def __init__(self, name: str, command: Callable[[int, Path], Sequence[str]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: Callable[[int, Path], Sequence[str]],
+        extra_ports: Mapping[str, int] | None = None,
+    ) -> None:
         self.name = name
         self._command = command
         self.port = free_port()
+        self.extra_ports = dict(extra_ports or {})
+        """Further ports ``command`` listens on, by purpose (MiniMQ's ``"kafka"``)."""
         self.workdir = Path(tempfile.mkdtemp(prefix=f"minimq-bench-{name}-"))
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir()

@@ -28,6 +28,8 @@ import io
 import struct
 import sys
 import types
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final, NamedTuple, Union, get_args, get_origin
 
@@ -106,8 +108,25 @@ def decode_request(frame: bytes, request_type: type[Any]) -> tuple[str | None, A
     return header.client_id, request, len(frame) - offset - used
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedBody:
+    """A response body its handler encoded itself, as ``size`` bytes in ``pieces``.
+
+    For Fetch: its record batches are views of what the log read, and go into
+    the frame with one copy, instead of three through kio's writer (a join,
+    the writer's buffer, its ``getvalue``), which measured about 63 % of the
+    broker's CPU per consumed message.
+    """
+
+    pieces: Sequence[bytes | memoryview]
+    size: int
+
+
 def encode_response(correlation_id: int, response: Any) -> bytes:
     """A length-prefixed response frame: header v0 (correlation id), then ``response``."""
+    if isinstance(response, EncodedBody):
+        head = _CORRELATION.pack(response.size + _CORRELATION.size - _LENGTH.size, correlation_id)
+        return b"".join((head, *response.pieces))
     buffer = io.BytesIO()
     buffer.write(_CORRELATION.pack(0, correlation_id))
     _body_writer(type(response))(buffer, response)

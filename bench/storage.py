@@ -34,8 +34,10 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from minimq.core.records import NewRecord  # noqa: E402
+from minimq.core.topic_config import FsyncPolicy, TopicConfig  # noqa: E402
 from minimq.server.tuning import tune_for_serving  # noqa: E402
-from minimq.storage import FsyncPolicy, NewRecord, TopicConfig, open_storage  # noqa: E402
+from minimq.storage import open_storage  # noqa: E402
 from minimq.storage.partition import DiskPartitionLog  # noqa: E402
 
 VALUE_BYTES = 100
@@ -66,13 +68,13 @@ def report(name: str, records: int, payload_bytes: int, seconds: float) -> None:
     )
 
 
-def random_reads(log: DiskPartitionLog, label: str) -> None:
+async def random_reads(log: DiskPartitionLog, label: str) -> None:
     rng = random.Random(7)
     offsets = [rng.randrange(log.start_offset, log.end_offset) for _ in range(RANDOM_READS)]
     timings = []
     for offset in offsets:
         started = time.perf_counter()
-        (record,) = log.read(offset, 1, 1 << 20)
+        (record,) = await log.read(offset, 1, 1 << 20)
         timings.append(time.perf_counter() - started)
         assert record.offset == offset
     timings.sort()
@@ -98,7 +100,7 @@ async def run(root: Path, records: int, producers: int, skip_10m: bool) -> None:
     started = time.perf_counter()
     offset, count = 0, 0
     while offset < log.end_offset:
-        got = log.read(offset, BATCH, 1 << 24)
+        got = await log.read(offset, BATCH, 1 << 24)
         count += len(got)
         offset = got[-1].offset + 1
     seconds = time.perf_counter() - started
@@ -108,8 +110,8 @@ async def run(root: Path, records: int, producers: int, skip_10m: bool) -> None:
     await storage.logs.create_topic("small", TopicConfig())
     small = storage.logs.partition("small", 0)
     await append_all(small, make_batches(1_000), 1)
-    random_reads(small, "1k records")
-    random_reads(log, f"{records // 1000}k records")
+    await random_reads(small, "1k records")
+    await random_reads(log, f"{records // 1000}k records")
     await storage.close()
 
     if not skip_10m:
@@ -120,7 +122,7 @@ async def run(root: Path, records: int, producers: int, skip_10m: bool) -> None:
         await append_all(big, make_batches(10_000_000), 2)
         seconds = time.perf_counter() - started
         report("append 10M (setup), fsync=never", 10_000_000, 10_000_000 * VALUE_BYTES, seconds)
-        random_reads(big, "10M records")
+        await random_reads(big, "10M records")
         await storage.close()
 
 

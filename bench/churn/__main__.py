@@ -1,8 +1,12 @@
 """Run the consumer-group churn checker: both modes, one after the other.
 
     python -m bench.churn [--seconds 150] [--seed 1] [--mode commit-true|explicit]
-                          [--session-timeout-ms 2000] [--keep DIR]
+                          [--session-timeout-ms 2000] [--gateways 2] [--keep DIR]
     python -m bench.churn --recheck DIR    # judge the histories of an earlier run again
+
+``--gateways N`` runs each mode over N gateways on a real 3-node JetStream
+cluster (``nats-server`` must be installed), members spread over them;
+without it, over one broker on a disk data directory.
 
 Exit status 0 when every check of every mode passed.  The histories are
 kept (and their directory printed) when a check failed or ``--keep`` is given.
@@ -28,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MODES, action="append", help="default: both")
     parser.add_argument("--session-timeout-ms", type=int, default=2000)
     parser.add_argument("--records-per-second", type=float, default=100.0)
+    parser.add_argument(
+        "--gateways",
+        type=int,
+        default=0,
+        help="gateways over a 3-node JetStream cluster (default 0: one disk broker)",
+    )
     parser.add_argument("--keep", type=Path, help="write the histories here and keep them")
     parser.add_argument("--recheck", type=Path, help="judge the histories in this directory")
     args = parser.parse_args(argv)
@@ -44,8 +54,13 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             session_timeout_ms=args.session_timeout_ms,
             records_per_second=args.records_per_second,
+            gateways=args.gateways,
         )
-        print(f"mode {mode}: churning for {args.seconds:g}s (seed {args.seed}) ...", flush=True)
+        where = f"{args.gateways} gateways" if args.gateways else "one disk broker"
+        print(
+            f"mode {mode}: churning for {args.seconds:g}s over {where} (seed {args.seed}) ...",
+            flush=True,
+        )
         report = run_churn(out / mode, settings)
         print(report.summary(), flush=True)
         reports.append(report)

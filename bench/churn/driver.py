@@ -1,9 +1,12 @@
-"""One churn run: broker, producers, monitor, churning members, drain, final state.
+"""One churn run: brokers, producers, monitor, churning members, drain, final state.
 
 :func:`run_churn` does, in order:
 
-1. start a broker process (127.0.0.1, free port, ``--fsync always``, a short
-   ``--session-timeout-ms`` so a pause beyond it stays short) on ``run_dir``;
+1. start the brokers (:func:`~.brokers.start_brokers`, 127.0.0.1, free ports, a
+   short ``--session-timeout-ms`` so a pause beyond it stays short) on
+   ``run_dir``: one disk broker (``--fsync always``), or with
+   ``ChurnSettings.gateways`` > 0 that many gateways over a real 3-node
+   JetStream cluster, the members, producers and monitor spread over them;
 2. create a 6-partition topic, start the producer threads and the monitor;
 3. play the seeded :func:`~.schedule.churn_schedule` for ``seconds`` against
    real member processes (:class:`~.fleet.MemberFleet`);
@@ -15,7 +18,7 @@
 6. stop everything and judge the histories with :func:`~.checker.check_run`.
 
 Driver history (``driver.jsonl``, besides the fleet's actions): ``setup``
-(url, group, topic, partitions, mode, seed), ``churn-end``, ``drain-start``,
+(urls, gateways, group, topic, partitions, mode, seed), ``churn-end``, ``drain-start``,
 ``drain-done``, ``harness-problem`` (problem), and ``final`` (members,
 partitions, offsets ``[[partition, committed, end, lag], ...]``).
 
@@ -31,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.churn.brokers import start_brokers, urls_for
 from bench.churn.checker import ChurnReport, RunHistory, check_run
 from bench.churn.fleet import MemberFleet
 from bench.churn.history import HistoryWriter
@@ -38,7 +42,6 @@ from bench.churn.member import COMMIT_TRUE
 from bench.churn.monitor import GroupMonitor, offsets_of
 from bench.churn.producers import ProducerThreads
 from bench.churn.schedule import ChurnStep, churn_schedule
-from tests.support.processes import BrokerProcess
 
 from minimq.client import Client, GroupInfo
 from minimq.errors import MiniMQError
@@ -60,6 +63,8 @@ class ChurnSettings:
     skip_commit_probability: float = 0.3
     stop_timeout_s: float = 15.0
     drain_timeout_s: float = 60.0
+    # 0: one disk broker; N: N gateways over a 3-node JetStream cluster.
+    gateways: int = 0
 
     @property
     def group(self) -> str:
@@ -74,31 +79,24 @@ class ChurnSettings:
 
 def run_churn(run_dir: Path, settings: ChurnSettings) -> ChurnReport:
     """Run one mode on a fresh ``run_dir`` (see the module docstring) and judge it."""
-    data_dir = run_dir / "data"
-    data_dir.mkdir(parents=True)
-    broker = BrokerProcess(
-        data_dir,
-        [
-            "--fsync",
-            "always",
-            "--session-timeout-ms",
-            str(settings.session_timeout_ms),
-            "--log-level",
-            "WARNING",
-        ],
-    )
+    run_dir.mkdir(parents=True)
     with contextlib.ExitStack() as cleanup:
         # Callbacks run last-registered first, each even if an earlier one raised.
         driver = cleanup.enter_context(HistoryWriter(run_dir / "driver.jsonl"))
-        broker.start()
-        cleanup.callback(broker.stop)
+        urls = start_brokers(
+            run_dir,
+            gateways=settings.gateways,
+            session_timeout_ms=settings.session_timeout_ms,
+            cleanup=cleanup,
+        )
         producers_log = cleanup.enter_context(HistoryWriter(run_dir / "produced.jsonl"))
         monitor_log = cleanup.enter_context(HistoryWriter(run_dir / "monitor.jsonl"))
-        client = cleanup.enter_context(Client(broker.url))
+        client = cleanup.enter_context(Client(urls))
         client.create_topic(TOPIC, partitions=PARTITIONS)
         driver.write(
             "setup",
-            url=broker.url,
+            urls=urls,
+            gateways=settings.gateways,
             group=settings.group,
             topic=TOPIC,
             partitions=PARTITIONS,
@@ -106,7 +104,7 @@ def run_churn(run_dir: Path, settings: ChurnSettings) -> ChurnReport:
             seed=settings.seed,
         )
         producers = ProducerThreads(
-            broker.url,
+            urls,
             TOPIC,
             producers_log,
             count=settings.producers,
@@ -114,9 +112,11 @@ def run_churn(run_dir: Path, settings: ChurnSettings) -> ChurnReport:
             seed=settings.seed,
         ).start()
         cleanup.callback(producers.stop)
-        monitor = GroupMonitor(broker.url, settings.group, TOPIC, monitor_log).start()
+        # Through the last gateway: producer 0 and member 0 start on the first.
+        monitor_urls = urls_for(len(urls) - 1, urls)
+        monitor = GroupMonitor(monitor_urls, settings.group, TOPIC, monitor_log).start()
         cleanup.callback(monitor.stop)
-        fleet = MemberFleet(run_dir, driver, _member_args(broker.url, settings), seed=settings.seed)
+        fleet = MemberFleet(run_dir, driver, urls, _member_args(settings), seed=settings.seed)
         cleanup.callback(fleet.kill_all)
         schedule = churn_schedule(
             settings.seed, settings.seconds, members=MEMBERS, pause_s=settings.pause_s
@@ -129,10 +129,8 @@ def run_churn(run_dir: Path, settings: ChurnSettings) -> ChurnReport:
     return check_run(RunHistory.load(run_dir, settings.mode))
 
 
-def _member_args(url: str, settings: ChurnSettings) -> list[str]:
+def _member_args(settings: ChurnSettings) -> list[str]:
     return [
-        "--url",
-        url,
         "--group",
         settings.group,
         "--topic",

@@ -3,14 +3,21 @@
 :class:`MemberFleet` starts ``python -m bench.churn.member`` processes and
 applies the schedule's actions to them with signals, writing one driver
 history line per action (``spawn``, ``leave``, ``kill``, ``pause``,
-``resume``, ``exited``) with the member's name and PID.  The checker reads
-these lines to tell why a record was delivered twice (its earlier holder was
-killed, or paused) and whether an unanswered commit=true fetch belonged to a
-member that was killed.
+``resume``, ``exited``; ``skipped`` with the ``action`` when the member had
+already exited) with the member's name and PID (``spawn`` also names the
+broker ``urls`` the member was given, in the order it tries them).  The
+checker reads these lines to tell why a record was delivered twice (its
+earlier holder was killed, or paused) and whether an unanswered commit=true
+fetch belonged to a member that was killed.
 
 Every process is a child of this one and is only ever signalled through its
 own ``Popen`` (its PID); :meth:`MemberFleet.kill_all` is the last resort of
 the run's ``finally`` and leaves no child behind.
+
+With several brokers (gateways over one cluster) every member is given all of
+their URLs, each member starting at the next one (:func:`~.brokers.urls_for`):
+members are spread over the gateways, and the client's failover still has
+somewhere to go.
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.churn.brokers import urls_for
 from bench.churn.history import HistoryWriter
 
 # The repository root: member processes import ``bench`` from there.
@@ -35,6 +44,8 @@ class MemberProcess:
     process: subprocess.Popen[bytes]
     paused: bool = False
     told_to_stop: bool = False  # SIGTERM or SIGKILL sent: an exit is expected
+    # Its ``exited`` line was written.  Not ``returncode``: any poll() sets that.
+    exit_logged: bool = False
 
     @property
     def pid(self) -> int:
@@ -48,6 +59,7 @@ class MemberFleet:
         self,
         run_dir: Path,
         driver: HistoryWriter,
+        urls: Sequence[str],
         member_args: list[str],
         *,
         seed: int = 0,
@@ -55,6 +67,7 @@ class MemberFleet:
         self.members_dir = run_dir / "members"
         self.members_dir.mkdir(parents=True, exist_ok=True)
         self.driver = driver
+        self.urls = list(urls)
         self.member_args = member_args
         self.seed = seed
         self.members: dict[str, MemberProcess] = {}
@@ -62,10 +75,13 @@ class MemberFleet:
 
     def spawn(self, name: str, extra_args: tuple[str, ...] = ()) -> None:
         log = (self.members_dir / f"{name}.log").open("ab")
+        urls = urls_for(len(self.members), self.urls)
         command = [
             sys.executable,
             "-m",
             "bench.churn.member",
+            "--url",
+            ",".join(urls),
             *self.member_args,
             "--name",
             name,
@@ -78,12 +94,14 @@ class MemberFleet:
         process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         self.members[name] = MemberProcess(name, process)
-        self.driver.write("spawn", member=name, pid=process.pid)
+        self.driver.write("spawn", member=name, pid=process.pid, urls=urls)
 
     def leave(self, name: str) -> None:
         """Ask for a clean stop (SIGTERM); the member commits, leaves and exits by itself."""
         member = self.members[name]
         self._wait_started(member)
+        if self._exited_before(member, "leave"):
+            return
         member.told_to_stop = True
         self._signal(member, signal.SIGTERM)
         self.driver.write("leave", member=name, pid=member.pid)
@@ -91,6 +109,8 @@ class MemberFleet:
     def kill(self, name: str) -> None:
         member = self.members[name]
         self._wait_started(member)
+        if self._exited_before(member, "kill"):
+            return
         member.told_to_stop = True
         self._signal(member, signal.SIGKILL)
         self.driver.write("kill", member=name, pid=member.pid)
@@ -100,12 +120,16 @@ class MemberFleet:
     def pause(self, name: str) -> None:
         member = self.members[name]
         self._wait_started(member)
+        if self._exited_before(member, "pause"):
+            return
         self._signal(member, signal.SIGSTOP)
         member.paused = True
         self.driver.write("pause", member=name, pid=member.pid)
 
     def resume(self, name: str) -> None:
         member = self.members[name]
+        if self._exited_before(member, "resume"):
+            return
         self._signal(member, signal.SIGCONT)
         member.paused = False
         self.driver.write("resume", member=name, pid=member.pid)
@@ -116,10 +140,24 @@ class MemberFleet:
     def reap(self) -> None:
         """Log every member that exited since the last call."""
         for member in self.members.values():
-            if member.process.returncode is None and member.process.poll() is not None:
+            if not member.exit_logged and member.process.poll() is not None:
                 self._exited(member)
 
+    def _exited_before(self, member: MemberProcess, action: str) -> bool:
+        """Whether the member already exited: then ``action`` is logged as ``skipped``, not done.
+
+        A member that crashed stays in the precomputed schedule.  Logging a kill or
+        a pause of it would count churn that never happened, and a kill would let
+        the checker excuse records lost with a fetch the crash left unanswered.
+        """
+        self.reap()  # logs the exit first, once
+        if member.process.returncode is None:
+            return False
+        self.driver.write("skipped", action=action, member=member.name, pid=member.pid)
+        return True
+
     def _exited(self, member: MemberProcess) -> None:
+        member.exit_logged = True
         code = member.process.returncode
         self.driver.write("exited", member=member.name, pid=member.pid, code=code)
         if not member.told_to_stop or (code != 0 and code != -signal.SIGKILL):

@@ -1,7 +1,8 @@
 """One churn member: a real OS process that consumes the group and logs everything it sees.
 
-    python -m bench.churn.member --url URL --group G --topic T --mode commit-true|explicit \\
-        --name m03 --history DIR/m03.jsonl [--skip-commit-probability 0.3] [--seed 1]
+    python -m bench.churn.member --url URL[,URL...] --group G --topic T \\
+        --mode commit-true|explicit --name m03 --history DIR/m03.jsonl \\
+        [--skip-commit-probability 0.3] [--seed 1]
 
 Two ways to consume, one per mode of the run:
 
@@ -14,6 +15,10 @@ Two ways to consume, one per mode of the run:
   commits after each poll's records are "processed", but skips that commit
   with ``--skip-commit-probability`` so that rebalances find uncommitted
   records to hand out again (at-least-once).
+
+``NOT_COORDINATOR`` (several gateways: the group's lease is moving between
+them, nothing of the request happened) is a refusal like a fenced one: the
+member rejoins and goes on.
 
 SIGTERM asks for a clean stop: the member finishes the request in flight,
 (explicit mode) commits, leaves the group and exits 0.  SIGKILL and SIGSTOP
@@ -52,7 +57,13 @@ from typing import Any
 from bench.churn.history import HistoryWriter
 
 from minimq.client import Client, Consumer
-from minimq.errors import BrokerUnavailable, MemberFenced, MiniMQError, UnknownMember
+from minimq.errors import (
+    BrokerUnavailable,
+    MemberFenced,
+    MiniMQError,
+    NotCoordinator,
+    UnknownMember,
+)
 
 COMMIT_TRUE = "commit-true"
 EXPLICIT = "explicit"
@@ -126,7 +137,7 @@ class ChurnMember:
                     wait_ms=self.args.wait_ms,
                     commit=True,
                 )
-            except MemberFenced as exc:
+            except (MemberFenced, NotCoordinator) as exc:
                 self.history.write("fetch-refused", seq=seq, code=exc.code)
                 # An unknown member must come back as a new one; the others rejoin as themselves.
                 member_id = None if isinstance(exc, UnknownMember) else membership.member_id
@@ -159,7 +170,7 @@ class ChurnMember:
             membership = self.client.join_group(
                 self.args.group, self.args.topic, member_id=member_id
             )
-        except (MemberFenced, BrokerUnavailable) as exc:
+        except (MemberFenced, NotCoordinator, BrokerUnavailable) as exc:
             self.history.write("join-refused", member_id=member_id, code=exc.code)
             time.sleep(RETRY_PAUSE_S)
             return None
@@ -207,7 +218,7 @@ class ChurnMember:
                 # A fenced poll returns no records; the consumer rejoins by itself.
                 try:
                     records = consumer.poll(self.args.wait_ms)
-                except MemberFenced as exc:
+                except (MemberFenced, NotCoordinator) as exc:
                     self.history.write("fetch-refused", seq=seq, code=exc.code)
                     time.sleep(RETRY_PAUSE_S)
                     continue
@@ -256,7 +267,7 @@ class ChurnMember:
         self.history.write("commit-sent", seq=seq, member_id=member_id, generation=generation)
         try:
             offsets = consumer.commit()
-        except MemberFenced as exc:
+        except (MemberFenced, NotCoordinator) as exc:
             self.history.write("commit-refused", seq=seq, code=exc.code)
         except BrokerUnavailable as exc:
             self.history.write("commit-unanswered", seq=seq, error=str(exc))
@@ -272,7 +283,7 @@ class ChurnMember:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", required=True, help="broker URL(s), comma-separated")
     parser.add_argument("--group", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--mode", choices=MODES, required=True)

@@ -5,12 +5,14 @@ and ``state``, and ``offsets``
 ``[[partition, committed offset or null, end offset, lag], ...]``; the checker
 asks of them that no partition's committed offset ever goes backwards.  A
 group that does not exist yet (before the first join) or a failed request
-gives no sample.
+gives no sample.  Given several broker URLs it asks the first, and the
+next when one fails (the client's failover).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from bench.churn.history import HistoryWriter
 
@@ -31,9 +33,14 @@ class GroupMonitor:
     """Samples ``group`` on ``topic`` into ``history`` until :meth:`stop`."""
 
     def __init__(
-        self, url: str, group: str, topic: str, history: HistoryWriter, interval_s: float = 0.2
+        self,
+        urls: Sequence[str],
+        group: str,
+        topic: str,
+        history: HistoryWriter,
+        interval_s: float = 0.2,
     ) -> None:
-        self.url = url
+        self.urls = list(urls)
         self.group = group
         self.topic = topic
         self.history = history
@@ -53,7 +60,7 @@ class GroupMonitor:
             raise RuntimeError("the group monitor did not stop")
 
     def _run(self) -> None:
-        with Client(self.url, retries=0, timeout=5.0) as client:
+        with Client(self.urls, retries=0, timeout=5.0) as client:
             while not self._stop.wait(self.interval_s):
                 try:
                     info = client.describe_group(self.group)

@@ -10,6 +10,8 @@ retried: whether it is stored does not matter to the checks, which only ask
 about acknowledged offsets.
 
 Threads stop within one request timeout of :meth:`ProducerThreads.stop`.
+Given several broker URLs, thread ``n`` starts at the ``n``-th
+(:func:`~.brokers.urls_for`), so the producers write through every gateway.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Sequence
 
+from bench.churn.brokers import urls_for
 from bench.churn.history import HistoryWriter
 
 from minimq.client import Client
@@ -31,7 +35,7 @@ class ProducerThreads:
 
     def __init__(
         self,
-        url: str,
+        urls: Sequence[str],
         topic: str,
         history: HistoryWriter,
         *,
@@ -40,7 +44,7 @@ class ProducerThreads:
         max_batch: int = 5,
         seed: int = 0,
     ) -> None:
-        self.url = url
+        self.urls = list(urls)
         self.topic = topic
         self.history = history
         self.records_per_second = records_per_second
@@ -85,7 +89,7 @@ class ProducerThreads:
 
     def _produce(self, number: int, rng: random.Random) -> None:
         sequence = 0
-        with Client(self.url, retries=0) as client:
+        with Client(urls_for(number, self.urls), retries=0) as client:
             while not self._stop.is_set():
                 count = rng.randint(1, self.max_batch)
                 self._pace(count)

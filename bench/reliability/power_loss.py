@@ -54,8 +54,10 @@ from typing import TYPE_CHECKING
 
 from bench.reliability.ledger import Ledger, StoredRecord, Verdict
 
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import TopicAlreadyExists
-from minimq.storage import FsyncPolicy, NewRecord, TopicConfig, open_storage
+from minimq.storage import open_storage
 from minimq.storage.engine import DiskStorage
 
 TOPIC = "power"
@@ -240,11 +242,11 @@ async def _write_until_cut(
     return cut[0], cut[1], appends
 
 
-def _read_partitions(storage: DiskStorage) -> dict[int, list[StoredRecord]]:
+async def _read_partitions(storage: DiskStorage) -> dict[int, list[StoredRecord]]:
     out: dict[int, list[StoredRecord]] = {}
     for partition in range(PARTITIONS):
         log = storage.logs.partition(TOPIC, partition)
-        records = log.read(log.start_offset, 1 << 30, 1 << 40)
+        records = await log.read(log.start_offset, 1 << 30, 1 << 40)
         out[partition] = [(r.offset, (r.value or b"").decode()) for r in records]
     return out
 
@@ -265,7 +267,7 @@ async def run_power_loss_cycles(
             state, cut_at, appends = await _write_until_cut(
                 storage, recorder, rng, cycle, rng.uniform(0.1, 1.0)
             )
-            written = _read_partitions(storage)
+            written = await _read_partitions(storage)
             await storage.close()
         image = data_dir.with_name(data_dir.name + ".image")
         build_image(state, image, rng, torn=rng.random() < 0.5)
@@ -274,7 +276,7 @@ async def run_power_loss_cycles(
 
         storage = await open_storage(data_dir, policy)
         try:
-            recovered = _read_partitions(storage)
+            recovered = await _read_partitions(storage)
         finally:
             await storage.close()
         result.cycles += 1

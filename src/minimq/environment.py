@@ -23,7 +23,8 @@ import math
 import os
 import re
 from collections.abc import Callable
-from urllib.parse import urlsplit
+
+from minimq.broker_urls import parse_broker_urls
 
 
 class InvalidEnvironment(Exception):
@@ -118,22 +119,18 @@ def one_of(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def http_url(text: str) -> str:
-    """An ``http://`` or ``https://`` URL with a host (``localhost:5000`` is not one)."""
+def http_urls(text: str) -> str:
+    """One or more ``http://`` or ``https://`` broker URLs, comma-separated; returned as given.
+
+    ``localhost:5000`` is not one (no scheme), nor is an empty entry.
+
+    Kept as text: every client takes that form, and splits it the same way
+    (:func:`minimq.broker_urls.parse_broker_urls`).
+    """
     try:
-        parts = urlsplit(text)
-        # .port raises ValueError when the port is not a number up to 65535.
-        valid = (
-            parts.scheme in ("http", "https")
-            and bool(parts.hostname)
-            and (parts.port is None or parts.port > 0)
-        )
-    except ValueError:
-        valid = False
-    if not valid:
-        raise argparse.ArgumentTypeError(
-            f"expected an http:// or https:// URL such as http://localhost:5000, not {text!r}"
-        )
+        parse_broker_urls(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -154,7 +151,7 @@ _MAX_FSYNC_INTERVAL_MS = 3_600_000
 def fsync_policy(text: str) -> str:
     """``always``, ``never`` or ``interval:<ms>`` up to an hour.
 
-    The broker's own parser (``FsyncPolicy.parse``) lives in storage, which the
+    The broker's own parser (``FsyncPolicy.parse``) lives in the broker core, which the
     producer, a reader of this module, may not import; a test keeps the two equal.
     """
     policy = text.strip()
@@ -171,15 +168,20 @@ def fsync_policy(text: str) -> str:
 # Every variable a command reads, and the rule a set value must pass; ``str``
 # is any text (paths, hosts, names, secrets).
 RULES: dict[str, Callable[[str], object]] = {
-    "BROKER_URL": http_url,
+    "BROKER_URL": http_urls,
     "DISK_PATH": str,
     "HOST_MODE": switch,
     "HOST_PROC": str,
     "INTERVAL_SECONDS": positive_number,
-    "MINIMQ_BROKER_URL": http_url,
+    "MINIMQ_ADVERTISED_URL": str,
+    "MINIMQ_BACKEND": str,
+    "MINIMQ_BROKER_URL": http_urls,
+    "MINIMQ_CLUSTER": switch,
     "MINIMQ_DATA_DIR": str,
     "MINIMQ_DEFAULT_PARTITIONS": positive_int,
     "MINIMQ_FSYNC": fsync_policy,
+    "MINIMQ_GATEWAYS": positive_int,
+    "MINIMQ_GROUP_LEASE_MS": positive_int,
     "MINIMQ_HEADER_TIMEOUT": positive_number,
     "MINIMQ_HOST": str,
     "MINIMQ_IDEMPOTENCY_KEYS_PER_TOPIC": positive_int,
@@ -202,12 +204,17 @@ RULES: dict[str, Callable[[str], object]] = {
     "MINIMQ_MAX_TOPICS": positive_int,
     "MINIMQ_MESSAGE_TIMESTAMP_AFTER_MAX_MS": non_negative_int,
     "MINIMQ_MESSAGE_TIMESTAMP_BEFORE_MAX_MS": non_negative_int,
+    "MINIMQ_NATS_MONITOR_PORT": port,
+    "MINIMQ_NATS_NAMESPACE": str,
+    "MINIMQ_NATS_PORT": port,
+    "MINIMQ_NATS_ROUTE_PORT": port,
     "MINIMQ_NO_AUTO_CREATE_TOPICS": switch,
     "MINIMQ_PORT": port,
     "MINIMQ_PRODUCER_BUFFER": positive_int,
     "MINIMQ_PRODUCER_COUNT": positive_int,
     "MINIMQ_PRODUCER_SOURCE": one_of("simulated", "host"),
     "MINIMQ_PRODUCERS": non_negative_int,
+    "MINIMQ_REPLICAS": positive_int,
     "MINIMQ_REQUEST_TIMEOUT": positive_number,
     "MINIMQ_RESERVED_CONNECTIONS": non_negative_int,
     "MINIMQ_RESPONSE_BUFFER_BYTES": positive_int,

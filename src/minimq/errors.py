@@ -26,6 +26,7 @@
     │   │   └── NotPartitionOwner    NOT_PARTITION_OWNER
     │   ├── GroupHasMembers          GROUP_HAS_MEMBERS
     │   └── InconsistentGroupProtocol INCONSISTENT_GROUP_PROTOCOL
+    ├── NotCoordinator               NOT_COORDINATOR      (retry: another gateway owns the group)
     ├── RequestTooLarge              REQUEST_TOO_LARGE
     ├── MessageTooLarge              MESSAGE_TOO_LARGE
     ├── OffsetOutOfRange             OFFSET_OUT_OF_RANGE
@@ -40,6 +41,7 @@
     │   ├── CorruptLog               CORRUPT_LOG
     │   └── DataDirLocked            DATA_DIR_LOCKED
     └── BrokerUnavailable            BROKER_UNAVAILABLE   (client side only)
+        └── OutcomeUnknown           OUTCOME_UNKNOWN      (client side only: may have been applied)
 
 The HTTP server maps codes to status codes in exactly one place
 (``minimq.server.errors``); the client maps codes back to these classes with
@@ -190,6 +192,15 @@ class InconsistentGroupProtocol(GroupConflict):
     code = "INCONSISTENT_GROUP_PROTOCOL"
 
 
+class NotCoordinator(MiniMQError):
+    """Another gateway coordinates this group and the request could not be passed on to it.
+
+    Nothing happened; the request may be sent again (to any gateway) shortly.
+    """
+
+    code = "NOT_COORDINATOR"
+
+
 class RequestTooLarge(MiniMQError):
     code = "REQUEST_TOO_LARGE"
 
@@ -265,6 +276,16 @@ class BrokerUnavailable(MiniMQError):
     """Client side: the broker could not be reached or did not answer in time."""
 
     code = "BROKER_UNAVAILABLE"
+
+
+class OutcomeUnknown(BrokerUnavailable):
+    """Client side: a call that is not safe to repeat got no answer, so it was not sent again.
+
+    The broker may or may not have applied it; the caller decides (read back,
+    or resend a produce with an ``idempotency_key``, which is safe to repeat).
+    """
+
+    code = "OUTCOME_UNKNOWN"
 
 
 def _all_subclasses(cls: type[MiniMQError]) -> list[type[MiniMQError]]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.topic_config import FsyncPolicy
 from minimq.environment import RULES, fsync_policy
 from minimq.errors import InvalidConfig
-from minimq.storage.api import FsyncPolicy
 from tests.test_configuration_doc import LEAVES
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "minimq"

@@ -14,13 +14,13 @@ from minimq.core import (
     ProduceRecord,
     StartPosition,
 )
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import (
     MessageTooLarge,
     OffsetOutOfRange,
     TopicAlreadyExists,
     TopicNotFound,
 )
-from minimq.storage.api import TopicConfig
 from tests.support.memory_storage import MemoryStorage
 
 
@@ -61,7 +61,7 @@ async def test_topic_lifecycle() -> None:
         await broker.create_topic("t", TopicConfig())
     await broker.delete_topic("t")
     with pytest.raises(TopicNotFound):
-        broker.describe_topic("t")
+        await broker.describe_topic("t")
 
 
 async def test_offset_out_of_range() -> None:
@@ -95,7 +95,7 @@ async def test_long_poll_times_out_empty() -> None:
 async def test_stream_cursor_follows_new_records() -> None:
     broker = make_broker()
     await broker.produce("t", values(2))
-    cursor = broker.open_stream("t", StartPosition.earliest())
+    cursor = await broker.open_stream("t", StartPosition.earliest())
     first = await cursor.next_batch(1.0)
     assert first is not None and [i.record.offset for i in first] == [0, 1]
     assert await cursor.next_batch(0.01) == []

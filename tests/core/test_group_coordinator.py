@@ -22,6 +22,7 @@ from minimq.core import (
     StartPosition,
 )
 from minimq.core.groups import GroupState
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import (
     GroupHasMembers,
     GroupNotFound,
@@ -34,7 +35,6 @@ from minimq.errors import (
     StorageFull,
     UnknownMember,
 )
-from minimq.storage.api import TopicConfig
 from tests.support.memory_storage import MemoryStorage
 
 
@@ -65,15 +65,15 @@ async def test_join_returns_member_generation_and_assignment_and_joins_bump_it()
     broker = make_broker(partitions=4)
     await produce(broker, "t", 1)
     groups = broker.groups
-    first = groups.join("g", "t", "m1")
+    first = await groups.join("g", "t", "m1")
     assert (first.member_id, first.assignment) == ("m1", [0, 1, 2, 3])
-    second = groups.join("g", "t", "m2")
+    second = await groups.join("g", "t", "m2")
     assert second.generation > first.generation
     assert second.assignment == [2, 3]
-    again = groups.join("g", "t", "m1")
+    again = await groups.join("g", "t", "m1")
     assert again.generation == second.generation, "a known member's join is no rebalance"
     assert again.assignment == [0, 1]
-    generated = groups.join("g", "t")
+    generated = await groups.join("g", "t")
     assert len(generated.member_id) == 32
 
 
@@ -81,14 +81,14 @@ async def test_a_member_that_joins_again_reads_again_from_the_committed_offsets(
     broker = make_broker(partitions=2)
     await produce(broker, "t", 6, partition=0)
     groups = broker.groups
-    a = groups.join("g", "t", "a")
+    a = await groups.join("g", "t", "a")
     got = await groups.fetch("g", "t", "a", FetchLimits(max_records=4), generation=a.generation)
     assert offsets_of(got) == [(0, 0), (0, 1), (0, 2), (0, 3)]
     await groups.commit("g", [CommitOffset("t", 0, 2)], "a", a.generation)
-    groups.join("g", "t", "b")  # a keeps partition 0; its commit of 4 would now be refused
+    await groups.join("g", "t", "b")  # a keeps partition 0; its commit of 4 would now be refused
     with pytest.raises(StaleGeneration):
         await groups.commit("g", [CommitOffset("t", 0, 4)], "a", a.generation)
-    again = groups.join("g", "t", "a")
+    again = await groups.join("g", "t", "a")
     redo = await groups.fetch("g", "t", "a", FetchLimits(), generation=again.generation)
     assert offsets_of(redo) == [(0, o) for o in range(2, 6)], "reads since the commit come again"
 
@@ -97,16 +97,16 @@ async def test_stale_generation_and_unknown_member_are_fenced() -> None:
     broker = make_broker(partitions=2)
     await produce(broker, "t", 4)
     groups = broker.groups
-    old = groups.join("g", "t", "m1")
-    groups.join("g", "t", "m2")
+    old = await groups.join("g", "t", "m1")
+    await groups.join("g", "t", "m2")
     with pytest.raises(StaleGeneration):
         await groups.fetch("g", "t", "m1", FetchLimits(), generation=old.generation)
     with pytest.raises(StaleGeneration):
-        groups.heartbeat("g", "t", "m1", old.generation)
+        await groups.heartbeat("g", "t", "m1", old.generation)
     with pytest.raises(UnknownMember):
         await groups.fetch("g", "t", "gone", FetchLimits(), generation=old.generation)
     with pytest.raises(UnknownMember):
-        groups.heartbeat("g", "t", "gone", 1)
+        await groups.heartbeat("g", "t", "gone", 1)
 
 
 async def test_rebalance_during_a_committing_fetch_hands_no_record_twice() -> None:
@@ -115,7 +115,7 @@ async def test_rebalance_during_a_committing_fetch_hands_no_record_twice() -> No
     await produce(broker, "t", 20)
     groups = broker.groups
     store = broker.storage.offsets
-    m1 = groups.join("g", "t", "m1")
+    m1 = await groups.join("g", "t", "m1")
     store.gate = asyncio.Event()
     first = asyncio.create_task(
         groups.fetch(
@@ -124,7 +124,7 @@ async def test_rebalance_during_a_committing_fetch_hands_no_record_twice() -> No
     )
     await asyncio.sleep(0.01)  # m1 has read 0-9 and waits in its commit
     groups.leave("g", "t", "m1")
-    groups.join("g", "t", "m2")
+    await groups.join("g", "t", "m2")
     second = asyncio.create_task(
         groups.fetch("g", "t", "m2", FetchLimits(max_records=10), commit=True)
     )
@@ -133,7 +133,7 @@ async def test_rebalance_during_a_committing_fetch_hands_no_record_twice() -> No
     got_first, got_second = await first, await second
     assert offsets_of(got_first) == [(0, o) for o in range(10)]
     assert offsets_of(got_second) == [(0, o) for o in range(10, 20)]
-    assert store.committed("g") == {("t", 0): 20}
+    assert await store.committed("g") == {("t", 0): 20}
 
 
 async def test_a_failed_commit_skips_nothing_and_the_records_come_again() -> None:
@@ -142,7 +142,7 @@ async def test_a_failed_commit_skips_nothing_and_the_records_come_again() -> Non
     await produce(broker, "t", 15)
     groups = broker.groups
     store = broker.storage.offsets
-    member = groups.join("g", "t", "m")
+    member = await groups.join("g", "t", "m")
     limits = FetchLimits(max_records=5)
     gen = member.generation
     assert offsets_of(await groups.fetch("g", "t", "m", limits, generation=gen, commit=True)) == [
@@ -151,12 +151,12 @@ async def test_a_failed_commit_skips_nothing_and_the_records_come_again() -> Non
     store.failures.append(StorageFull("disk is full"))
     with pytest.raises(StorageFull):
         await groups.fetch("g", "t", "m", limits, generation=gen, commit=True)
-    assert store.committed("g") == {("t", 0): 5}
+    assert await store.committed("g") == {("t", 0): 5}
     again = await groups.fetch("g", "t", "m", limits, generation=gen, commit=True)
     assert offsets_of(again) == [(0, o) for o in range(5, 10)]
     rest = await groups.fetch("g", "t", "m", limits, generation=gen, commit=True)
     assert offsets_of(rest) == [(0, o) for o in range(10, 15)]
-    assert store.committed("g") == {("t", 0): 15}
+    assert await store.committed("g") == {("t", 0): 15}
 
 
 async def test_a_failed_commit_without_membership_skips_nothing() -> None:
@@ -174,8 +174,8 @@ async def test_a_member_that_owns_nothing_waits_and_wakes_when_it_gets_a_partiti
     broker = make_broker()
     await produce(broker, "t", 3)
     groups = broker.groups
-    groups.join("g", "t", "a")
-    standby = groups.join("g", "t", "b")
+    await groups.join("g", "t", "a")
+    standby = await groups.join("g", "t", "b")
     assert standby.assignment == []
     started = time.monotonic()
     idle = await groups.fetch("g", "t", "b", FetchLimits(wait_ms=300))
@@ -195,10 +195,10 @@ async def test_commits_are_fenced_by_generation_and_ownership() -> None:
     broker = make_broker(partitions=2)
     await produce(broker, "t", 100, partition=0)
     groups = broker.groups
-    old = groups.join("g", "t", "a")
-    now = groups.join("g", "t", "b")
+    old = await groups.join("g", "t", "a")
+    now = await groups.join("g", "t", "b")
     assert now.assignment == [1]
-    a_now = groups.join("g", "t", "a")
+    a_now = await groups.join("g", "t", "a")
     await groups.commit("g", [CommitOffset("t", 0, 80)], "a", a_now.generation)
     with pytest.raises(StaleGeneration):
         await groups.commit("g", [CommitOffset("t", 0, 3)], "a", old.generation)
@@ -210,7 +210,7 @@ async def test_commits_are_fenced_by_generation_and_ownership() -> None:
         await groups.commit("g", [CommitOffset("t", 0, 3)])
     with pytest.raises(InvalidRequest):
         await groups.commit("g", [CommitOffset("t", 0, 3)], "a")
-    assert broker.storage.offsets.committed("g") == {("t", 0): 80}
+    assert await broker.storage.offsets.committed("g") == {("t", 0): 80}
 
 
 async def test_requests_without_member_id_never_become_members() -> None:
@@ -222,15 +222,15 @@ async def test_requests_without_member_id_never_become_members() -> None:
     assert anonymous.member_id is None and anonymous.generation is None
     assert len(anonymous.records) == 4
     with pytest.raises(GroupNotFound):
-        groups.describe("nobody")
-    assert groups.describe("g").members == []
-    real = groups.join("g", "t", "real")
+        await groups.describe("nobody")
+    assert (await groups.describe("g")).members == []
+    real = await groups.join("g", "t", "real")
     assert real.assignment == [0, 1]
     with pytest.raises(GroupHasMembers):
         await groups.fetch("g", "t", None, FetchLimits(), commit=True)
     with pytest.raises(GroupHasMembers):
         await groups.consume("t", "g")
-    assert groups.join("g", "t", "real").assignment == [0, 1], "nobody took partitions away"
+    assert (await groups.join("g", "t", "real")).assignment == [0, 1], "nobody took partitions away"
 
 
 async def test_describe_and_lag_cover_every_partition_committed_or_not() -> None:
@@ -240,18 +240,18 @@ async def test_describe_and_lag_cover_every_partition_committed_or_not() -> None
     for partition in range(12):
         await produce(broker, "t", 10 + partition, partition=partition)
     groups = broker.groups
-    member = groups.join("g", "t", "m")
+    member = await groups.join("g", "t", "m")
     await groups.commit(
         "g", [CommitOffset("t", 0, 4), CommitOffset("t", 3, 13)], "m", member.generation
     )
-    info = groups.describe("g")
+    info = await groups.describe("g")
     assert [(o.partition, o.committed_offset) for o in info.offsets] == [
         (p, {0: 4, 3: 13}.get(p)) for p in range(12)
     ]
     backlog = sum(10 + p for p in range(12)) - 4 - 13
     assert info.total_lag == backlog
-    assert sum(offset.lag for _, offset in groups.lags()) == backlog
-    (summary,) = groups.list_groups()
+    assert sum(offset.lag for _, offset in await groups.lags()) == backlog
+    (summary,) = await groups.list_groups()
     assert summary.total_lag == backlog
 
 
@@ -261,15 +261,15 @@ async def test_session_expiry_uses_the_monotonic_clock_and_moves_partitions() ->
     broker.groups._monotonic = clock
     await produce(broker, "t", 2)
     groups = broker.groups
-    groups.join("g", "t", "a")
-    b = groups.join("g", "t", "b")
+    await groups.join("g", "t", "a")
+    b = await groups.join("g", "t", "b")
     clock.now += 0.6
-    groups.heartbeat("g", "t", "b", b.generation)
+    await groups.heartbeat("g", "t", "b", b.generation)
     clock.now += 0.6
     groups.expire_sessions()
-    after = groups.heartbeat("g", "t", "b")
+    after = await groups.heartbeat("g", "t", "b")
     assert after.assignment == [0, 1] and after.generation > b.generation
-    assert [m.member_id for m in groups.describe("g").members] == ["b"]
+    assert [m.member_id for m in (await groups.describe("g")).members] == ["b"]
     clock.now += 5
     groups.expire_sessions()
     assert groups._groups == {}, "an empty group leaves nothing in memory"
@@ -281,7 +281,7 @@ async def test_a_long_poll_keeps_its_member_alive() -> None:
     broker.groups._monotonic = clock
     await broker.create_topic("t", TopicConfig())
     groups = broker.groups
-    m = groups.join("g", "t", "m")
+    m = await groups.join("g", "t", "m")
     waiting = asyncio.create_task(groups.fetch("g", "t", "m", FetchLimits(wait_ms=20_000)))
     await asyncio.sleep(0.02)
     clock.now += 60
@@ -295,13 +295,13 @@ async def test_reset_fences_the_members_so_no_old_position_is_committed_over_it(
     broker = make_broker()
     await produce(broker, "t", 10)
     groups = broker.groups
-    m = groups.join("g", "t", "m")
+    m = await groups.join("g", "t", "m")
     got = await groups.fetch("g", "t", "m", FetchLimits(max_records=6), generation=m.generation)
     assert len(got.records) == 6
     await groups.reset("g", "t", StartPosition.at_offset(2))
     with pytest.raises(StaleGeneration):
         await groups.commit("g", [CommitOffset("t", 0, 6)], "m", m.generation)
-    fresh = groups.heartbeat("g", "t", "m")
+    fresh = await groups.heartbeat("g", "t", "m")
     again = await groups.fetch(
         "g", "t", "m", FetchLimits(max_records=1), generation=fresh.generation
     )
@@ -312,11 +312,11 @@ async def test_assignor_and_protocol_are_the_groups() -> None:
     broker = make_broker(partitions=3)
     await produce(broker, "t", 1)
     groups = broker.groups
-    groups.join("g", "t", "a", assignor="roundrobin")
+    await groups.join("g", "t", "a", assignor="roundrobin")
     with pytest.raises(InconsistentGroupProtocol):
-        groups.join("g", "t", "b", assignor="range")
+        await groups.join("g", "t", "b", assignor="range")
     with pytest.raises(InvalidRequest):
-        groups.join("h", "t", "b", assignor="sticky")
+        await groups.join("h", "t", "b", assignor="sticky")
     assert groups._groups["g"].state is GroupState.STABLE
 
 
@@ -324,14 +324,14 @@ async def test_delete_group_refused_while_members_are_live() -> None:
     broker = make_broker()
     await produce(broker, "t", 1)
     groups = broker.groups
-    m = groups.join("g", "t", "m")
+    m = await groups.join("g", "t", "m")
     await groups.commit("g", [CommitOffset("t", 0, 1)], "m", m.generation)
     with pytest.raises(GroupHasMembers):
         await groups.delete("g")
     groups.leave("g", "t", "m")
     await groups.delete("g")
     with pytest.raises(GroupNotFound):
-        groups.describe("g")
+        await groups.describe("g")
 
 
 async def test_concurrent_churn_hands_no_record_twice_per_generation_and_skips_none() -> None:
@@ -350,7 +350,7 @@ async def test_concurrent_churn_hands_no_record_twice_per_generation_and_skips_n
         for _ in range(rounds):
             try:
                 if generation is None:
-                    generation = groups.join("g", "t", name).generation
+                    generation = (await groups.join("g", "t", name)).generation
                 result = await groups.fetch(
                     "g",
                     "t",
@@ -402,7 +402,7 @@ async def test_concurrent_churn_hands_no_record_twice_per_generation_and_skips_n
     )
     store.failures.clear()
     # Drain: one member takes everything that is left.
-    drain = groups.join("g", "t", "drain")
+    drain = await groups.join("g", "t", "drain")
     for _ in range(200):
         result = await groups.fetch(
             "g", "t", "drain", FetchLimits(max_records=50), generation=drain.generation, commit=True
@@ -418,8 +418,8 @@ async def test_concurrent_churn_hands_no_record_twice_per_generation_and_skips_n
         assert seen.setdefault(key, name) == name, f"{key} went to {seen[key]} and {name}"
     delivered = {(p, o) for _, _, p, o in deliveries}
     for partition in range(4):
-        end = broker.describe_topic("t").partitions[partition].end_offset
+        end = (await broker.describe_topic("t")).partitions[partition].end_offset
         missing = [o for o in range(end) if (partition, o) not in delivered]
         assert missing == [], f"partition {partition} skipped {missing}"
-    assert groups.describe("g").total_lag == 0
+    assert (await groups.describe("g")).total_lag == 0
     assert len({g for _, g, _, _ in deliveries}) > 5, "the churn must really rebalance"

@@ -22,22 +22,22 @@ async def test_expired_groups_are_forgotten_and_their_memory_freed() -> None:
     now = [0.0]
     groups = GroupCoordinator(broker.reader, broker.storage.offsets, 1000, monotonic=lambda: now[0])
 
-    def heartbeat_then_expire(first: int) -> None:
+    async def heartbeat_then_expire(first: int) -> None:
         for n in range(first, first + GROUPS):
-            groups.heartbeat(f"g{n}", "t", f"m{n}")
-        assert len(groups.group_names()) == GROUPS
+            await groups.heartbeat(f"g{n}", "t", f"m{n}")
+        assert len(await groups.group_names()) == GROUPS
         now[0] += 1.5  # past every session
         groups.expire_sessions()
-        assert groups.group_names() == []
+        assert await groups.group_names() == []
 
-    heartbeat_then_expire(0)
+    await heartbeat_then_expire(0)
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
         kept = []
         for round_number in range(1, 4):
-            heartbeat_then_expire(round_number * GROUPS)
+            await heartbeat_then_expire(round_number * GROUPS)
             gc.collect()
             diff = tracemalloc.take_snapshot().compare_to(before, "filename")
             kept.append(sum(stat.size_diff for stat in diff))

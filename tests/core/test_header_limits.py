@@ -33,7 +33,7 @@ async def test_too_many_headers_refuse_the_whole_produce() -> None:
     with pytest.raises(HeadersTooLarge, match="at most 2 headers, not 3"):
         await core.produce("t", [fine, crowded])
     with pytest.raises(TopicNotFound):
-        core.describe_topic("t")  # refused before anything, the topic included, was made
+        await core.describe_topic("t")  # refused before anything, the topic included, was made
     await core.produce("t", [fine])
     fetched = await core.fetch("t", 0, StartPosition.earliest(), FetchLimits())
     assert [r.headers for r in fetched.records] == [fine.headers]

@@ -8,13 +8,13 @@ import pytest
 
 from minimq.core import Broker, BrokerSettings, CommitOffset, ProduceRecord
 from minimq.core.idempotency import ProduceWindow, WindowBounds, fingerprint
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import (
     IdempotencyKeyReused,
     LogFailed,
     StorageFull,
     TopicNotFound,
 )
-from minimq.storage.api import TopicConfig
 from tests.support.memory_storage import MemoryStorage
 
 
@@ -211,7 +211,7 @@ async def test_a_commit_that_waited_through_a_delete_and_create_is_refused() -> 
         await broker.produce("t", [ProduceRecord(b"new")] * 5)
     with pytest.raises(TopicNotFound):
         await waiting
-    assert storage.offsets.committed("g") == {}
+    assert await storage.offsets.committed("g") == {}
 
 
 def test_a_key_counts_once_per_partition_it_wrote_in_the_broker_wide_bound() -> None:

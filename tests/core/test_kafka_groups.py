@@ -176,7 +176,7 @@ async def test_three_concurrent_joins_make_one_generation_with_one_leader() -> N
     assert all(r.members == [] for r in results if r is not leader)
     assert {(r.protocol_type, r.protocol_name) for r in results} == {("consumer", "range")}
     assert all(r.member_id.startswith("client-") for r in results)
-    assert groups.kafka.describe("g").state == "CompletingRebalance"
+    assert (await groups.kafka.describe("g")).state == "CompletingRebalance"
 
 
 async def test_the_initial_delay_gathers_members_that_arrive_together() -> None:
@@ -191,14 +191,14 @@ async def test_sync_hands_each_member_its_own_assignment_and_describe_decodes_it
     _, groups, _ = await make()
     results = await stable_group(groups)
     expected = plan(results)
-    description = groups.kafka.describe("g")
+    description = await groups.kafka.describe("g")
     assert description.state == "Stable"
     assert (description.protocol_type, description.protocol) == ("consumer", "range")
     assert {m.member_id: m.assignment for m in description.members} == expected
     assert {m.client_host for m in description.members} == {"/127.0.0.1"}
     assert all(m.metadata == SUBSCRIPTION for m in description.members)
 
-    info = groups.describe("g")
+    info = await groups.describe("g")
     assert (info.protocol_type, info.state) == ("kafka", "Stable")
     owned = {m.member_id: (m.topic, m.partitions) for m in info.members}
     for member_id, data in expected.items():
@@ -207,9 +207,11 @@ async def test_sync_hands_each_member_its_own_assignment_and_describe_decodes_it
         assert owned[member_id] == ("t", decoded.partitions["t"])
     assert {m.client_id for m in info.members} == {"client"}
     assert len(info.offsets) == 4 and info.total_lag == 12, "lag covers every partition of t"
-    (summary,) = groups.list_groups()
+    (summary,) = await groups.list_groups()
     assert (summary.group, summary.members, summary.protocol_type) == ("g", 3, "kafka")
-    assert [(g.group, g.protocol_type) for g in groups.kafka.list_groups()] == [("g", "consumer")]
+    assert [(g.group, g.protocol_type) for g in await groups.kafka.list_groups()] == [
+        ("g", "consumer")
+    ]
 
 
 async def test_each_member_gets_the_bytes_the_leader_sent_for_it() -> None:
@@ -229,7 +231,7 @@ async def test_a_follower_rejoining_a_stable_group_changes_nothing() -> None:
     follower = next(r for r in results if r.member_id != r.leader)
     again = await join(groups, follower.member_id)
     assert again.generation == follower.generation
-    assert groups.kafka.describe("g").state == "Stable"
+    assert (await groups.kafka.describe("g")).state == "Stable"
 
 
 # -- rebalances --------------------------------------------------------------------------
@@ -250,7 +252,7 @@ async def test_a_leave_rebalances_and_the_survivors_get_a_new_generation() -> No
     survivors = [r for r in results if r is not leaving]
     (answer,) = groups.kafka.leave("g", [(leaving.member_id, None)])
     assert answer.error is None
-    assert groups.kafka.describe("g").state == "PreparingRebalance"
+    assert (await groups.kafka.describe("g")).state == "PreparingRebalance"
     rejoined = await within(asyncio.gather(*(rejoin_after_heartbeat(groups, r) for r in survivors)))
     assert len({r.generation for r in rejoined}) == 1
     assert rejoined[0].generation > results[0].generation
@@ -271,7 +273,7 @@ async def test_an_expired_session_rebalances_and_the_survivors_get_a_new_generat
         groups.kafka.heartbeat("g", r.member_id, r.generation)
     clock.now += 6  # 11 s since the silent member's sync, 6 s since the others' heartbeats
     groups.expire_sessions()
-    assert silent.member_id not in {m.member_id for m in groups.kafka.describe("g").members}
+    assert silent.member_id not in {m.member_id for m in (await groups.kafka.describe("g")).members}
     rejoined = await within(
         asyncio.gather(*(rejoin_after_heartbeat(groups, r) for r in results[:2]))
     )
@@ -352,9 +354,9 @@ async def test_the_last_member_leaving_empties_the_group_and_keeps_its_commits()
         "g", only.member_id, only.generation, [OffsetCommitEntry("t", 0, 2)]
     )
     groups.kafka.leave("g", [(only.member_id, None)])
-    assert groups.kafka.describe("g").state == "Empty"
-    assert groups.describe("g").members == []
-    assert groups.kafka.fetch_offsets("g", [("t", 0)])[0].offset == 2
+    assert (await groups.kafka.describe("g")).state == "Empty"
+    assert (await groups.describe("g")).members == []
+    assert (await groups.kafka.fetch_offsets("g", [("t", 0)]))[0].offset == 2
 
 
 # -- offsets -----------------------------------------------------------------------------
@@ -375,8 +377,8 @@ async def test_an_old_generation_commit_is_illegal_and_stores_nothing() -> None:
         await groups.kafka.commit_offsets(
             "g", a.member_id, a.generation, [OffsetCommitEntry("t", 0, 3, "stale")]
         )
-    assert broker.storage.offsets.committed("g") == {("t", 0): 1}
-    assert groups.kafka.fetch_offsets("g", [("t", 0)])[0].metadata == "first"
+    assert await broker.storage.offsets.committed("g") == {("t", 0): 1}
+    assert (await groups.kafka.fetch_offsets("g", [("t", 0)]))[0].metadata == "first"
     # CompletingRebalance (before the leader's sync): a current member is refused too.
     with pytest.raises(RebalanceInProgress):
         await groups.kafka.commit_offsets(
@@ -386,7 +388,7 @@ async def test_an_old_generation_commit_is_illegal_and_stores_nothing() -> None:
         await groups.kafka.commit_offsets(
             "g", b.member_id, newer.generation, [OffsetCommitEntry("t", 0, 3)]
         )
-    assert broker.storage.offsets.committed("g") == {("t", 0): 1}
+    assert await broker.storage.offsets.committed("g") == {("t", 0): 1}
 
 
 async def test_members_commit_while_a_rebalance_gathers_them() -> None:
@@ -395,13 +397,13 @@ async def test_members_commit_while_a_rebalance_gathers_them() -> None:
     a, b = await stable_group(groups, count=2)
     newcomer = asyncio.create_task(join_v5(groups))
     await asyncio.sleep(0.01)
-    assert groups.kafka.describe("g").state == "PreparingRebalance"
+    assert (await groups.kafka.describe("g")).state == "PreparingRebalance"
     done = await groups.kafka.commit_offsets(
         "g", b.member_id, b.generation, [OffsetCommitEntry("t", 1, 2)]
     )
     assert [c.error for c in done] == [None]
     await within(asyncio.gather(newcomer, join(groups, a.member_id), join(groups, b.member_id)))
-    assert groups.kafka.fetch_offsets("g", [("t", 1)])[0].offset == 2
+    assert (await groups.kafka.fetch_offsets("g", [("t", 1)]))[0].offset == 2
 
 
 async def test_simple_commits_only_while_the_group_has_no_members() -> None:
@@ -411,7 +413,7 @@ async def test_simple_commits_only_while_the_group_has_no_members() -> None:
     (member,) = await stable_group(groups, count=1)
     with pytest.raises(UnknownMember):
         await groups.kafka.commit_offsets("g", "", -1, [OffsetCommitEntry("t", 0, 2)])
-    assert broker.storage.offsets.committed("g") == {("t", 0): 1}
+    assert await broker.storage.offsets.committed("g") == {("t", 0): 1}
     assert member.member_id
 
 
@@ -433,7 +435,7 @@ async def test_per_partition_errors_leave_the_other_partitions_committed() -> No
         PartitionNotFound,
         OffsetOutOfRange,
     ]
-    assert broker.storage.offsets.committed("g") == {("t", 0): 2}
+    assert await broker.storage.offsets.committed("g") == {("t", 0): 2}
 
 
 async def test_metadata_round_trips_and_offset_fetch_answers_minus_one_without_commit() -> None:
@@ -446,27 +448,27 @@ async def test_metadata_round_trips_and_offset_fetch_answers_minus_one_without_c
         member.generation,
         [OffsetCommitEntry("t", 0, 3, note), OffsetCommitEntry("t", 1, 1, None)],
     )
-    fetched = groups.kafka.fetch_offsets("g", [("t", 0), ("t", 1), ("other", 0)])
+    fetched = await groups.kafka.fetch_offsets("g", [("t", 0), ("t", 1), ("other", 0)])
     assert [(f.topic, f.partition, f.offset, f.metadata) for f in fetched] == [
         ("t", 0, 3, note),
         ("t", 1, 1, ""),
         ("other", 0, -1, ""),
     ]
-    everything = groups.kafka.fetch_offsets("g", None)
+    everything = await groups.kafka.fetch_offsets("g", None)
     assert [(f.partition, f.offset) for f in everything] == [(0, 3), (1, 1)]
-    assert groups.kafka.fetch_offsets("nobody", None) == []
+    assert await groups.kafka.fetch_offsets("nobody", None) == []
 
 
 async def test_kafka_and_http_share_the_offset_store() -> None:
     broker, groups, _ = await make(partitions=1)
     await groups.kafka.commit_offsets("g", "", -1, [OffsetCommitEntry("t", 0, 2, "from kafka")])
-    membership = groups.join("g", "t", "http-member")
+    membership = await groups.join("g", "t", "http-member")
     got = await groups.fetch("g", "t", "http-member", FetchLimits(max_records=1))
     assert [r.record.offset for r in got.records] == [2], "HTTP resumed from the Kafka commit"
     await groups.commit("g", [CommitOffset("t", 0, 3)], "http-member", membership.generation)
     groups.leave("g", "t", "http-member")
-    assert groups.kafka.fetch_offsets("g", [("t", 0)])[0].offset == 3
-    assert broker.storage.offsets.committed("g") == {("t", 0): 3}
+    assert (await groups.kafka.fetch_offsets("g", [("t", 0)]))[0].offset == 3
+    assert await broker.storage.offsets.committed("g") == {("t", 0): 3}
 
 
 # -- refusals ----------------------------------------------------------------------------
@@ -474,7 +476,7 @@ async def test_kafka_and_http_share_the_offset_store() -> None:
 
 async def test_http_and_kafka_members_cannot_share_a_group() -> None:
     _, groups, _ = await make()
-    groups.join("h", "t", "http-member")
+    await groups.join("h", "t", "http-member")
     with pytest.raises(InconsistentGroupProtocol):
         await join(groups, group="h")
     with pytest.raises(InconsistentGroupProtocol):
@@ -484,9 +486,9 @@ async def test_http_and_kafka_members_cannot_share_a_group() -> None:
 
     (member,) = await stable_group(groups, count=1)
     with pytest.raises(InconsistentGroupProtocol):
-        groups.join("g", "t", "http-member")
+        await groups.join("g", "t", "http-member")
     with pytest.raises(InconsistentGroupProtocol):
-        groups.heartbeat("g", "t", member.member_id, member.generation)
+        await groups.heartbeat("g", "t", member.member_id, member.generation)
     with pytest.raises(InconsistentGroupProtocol):
         await groups.commit("g", [CommitOffset("t", 0, 1)], member.member_id, member.generation)
     with pytest.raises(InconsistentGroupProtocol):
@@ -495,8 +497,8 @@ async def test_http_and_kafka_members_cannot_share_a_group() -> None:
         await groups.fetch("g", "t", None, FetchLimits())
     with pytest.raises(GroupHasMembers):
         await groups.delete("g")
-    assert groups.kafka.describe("g").state == "Stable", "the refusals changed nothing"
-    assert groups.kafka.describe("h").protocol_type == "http"
+    assert (await groups.kafka.describe("g")).state == "Stable", "the refusals changed nothing"
+    assert (await groups.kafka.describe("h")).protocol_type == "http"
 
 
 async def test_joins_without_a_common_assignor_or_with_bad_arguments_are_refused() -> None:
@@ -525,17 +527,17 @@ async def test_joins_without_a_common_assignor_or_with_bad_arguments_are_refused
             protocols=[("range", SUBSCRIPTION)],
             api_version=5,
         )
-    assert {g.group for g in groups.kafka.list_groups()} == {"g"}, "refused joins left groups"
+    assert {g.group for g in await groups.kafka.list_groups()} == {"g"}, "refused joins left groups"
 
 
 async def test_an_unused_member_id_lapses_after_the_session_timeout() -> None:
     _, groups, clock = await make()
     with pytest.raises(MemberIdRequired) as required:
         await join(groups, version=4, group="p")
-    assert groups.kafka.describe("p").state == "Empty"
+    assert (await groups.kafka.describe("p")).state == "Empty"
     clock.now += 11
     groups.expire_sessions()
-    assert groups.kafka.describe("p").state == "Dead", "the pending id kept the group"
+    assert (await groups.kafka.describe("p")).state == "Dead", "the pending id kept the group"
     with pytest.raises(UnknownMember):
         await join(groups, required.value.member_id, version=4, group="p")
 
@@ -596,12 +598,12 @@ async def test_a_group_of_another_protocol_type_is_described_without_decoding() 
     await within(
         groups.kafka.sync("c", result.member_id, result.generation, [(result.member_id, b"\x01")])
     )
-    info = groups.describe("c")
+    info = await groups.describe("c")
     assert [(m.member_id, m.topic, m.partitions) for m in info.members] == [
         (result.member_id, "", [])
     ]
-    assert groups.kafka.describe("c").members[0].assignment == b"\x01"
-    assert groups.describe("c").state == GroupState.STABLE.value
+    assert (await groups.kafka.describe("c")).members[0].assignment == b"\x01"
+    assert (await groups.describe("c")).state == GroupState.STABLE.value
 
 
 async def test_kafka_commits_and_their_metadata_survive_a_restart(tmp_path: Path) -> None:
@@ -615,12 +617,12 @@ async def test_kafka_commits_and_their_metadata_survive_a_restart(tmp_path: Path
     await broker.close()
     broker = Broker(await open_storage(tmp_path))
     try:
-        fetched = broker.groups.kafka.fetch_offsets("g", None)
+        fetched = await broker.groups.kafka.fetch_offsets("g", None)
         assert [(f.partition, f.offset, f.metadata) for f in fetched] == [
             (0, 2, "kept"),
             (1, 1, ""),
         ]
-        assert broker.groups.describe("g").total_lag == 1
+        assert (await broker.groups.describe("g")).total_lag == 1
     finally:
         await broker.close()
 

@@ -19,8 +19,9 @@ from minimq.core.batch_errors import (
     UnsupportedCompression,
 )
 from minimq.core.models import FetchLimits, StartPosition
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import InvalidTimestamp, MessageTooLarge, MiniMQError, TopicNotFound
-from minimq.storage import TopicConfig, open_storage
+from minimq.storage import open_storage
 from tests.storage.kafka_batches import BASE_TIMESTAMP, client_batch, with_crc
 
 NOW = BASE_TIMESTAMP + 1_000
@@ -89,7 +90,7 @@ async def test_a_bad_batch_is_refused_and_nothing_is_stored(broker: Broker, case
     frame, error = REFUSALS[case]
     with pytest.raises(error):
         await broker.produce_raw("t", 0, frame)
-    assert broker.latest_offset("t", 0) == 0
+    assert await broker.latest_offset("t", 0) == 0
 
 
 async def test_a_good_batch_after_a_refused_one_in_the_same_entry_stores_nothing(
@@ -97,7 +98,7 @@ async def test_a_good_batch_after_a_refused_one_in_the_same_entry_stores_nothing
 ) -> None:
     with pytest.raises(CorruptBatch):
         await broker.produce_raw("t", 0, GOOD + GOOD[:-1] + b"\x00")
-    assert broker.latest_offset("t", 0) == 0
+    assert await broker.latest_offset("t", 0) == 0
 
 
 async def test_kafka_records_reach_http_readers_and_wake_their_long_polls(broker: Broker) -> None:
@@ -122,22 +123,22 @@ async def test_wait_for_records_times_out_and_returns_at_once_with_data(broker: 
 
 async def test_fetch_raw_serves_stored_frames(broker: Broker) -> None:
     await broker.produce_raw("t", 0, GOOD + GOOD)
-    result = broker.fetch_raw("t", 0, 4, 1)
+    result = await broker.fetch_raw("t", 0, 4, 1)
     frame = b"".join(result.batches)
     assert frame[16:] == GOOD[16:] and int.from_bytes(frame[:8], "big") == 3
     assert frame[12:16] == b"\x00\x00\x00\x00"  # partitionLeaderEpoch: a client's batch
     assert (result.high_watermark, result.log_start_offset) == (6, 0)
-    assert broker.fetch_raw("t", 0, 6, 1 << 20).batches == []
+    assert (await broker.fetch_raw("t", 0, 6, 1 << 20)).batches == []
     with pytest.raises(TopicNotFound):
-        broker.fetch_raw("nope", 0, 0, 1)
+        await broker.fetch_raw("nope", 0, 0, 1)
 
 
 async def test_offsets_for_list_offsets(broker: Broker) -> None:
     await broker.produce_raw("t", 0, client_batch(values(4), codec="snappy"))
-    assert (broker.earliest_offset("t", 0), broker.latest_offset("t", 0)) == (0, 4)
-    found = broker.offset_for_timestamp("t", 0, BASE_TIMESTAMP + 2)
+    assert (await broker.earliest_offset("t", 0), await broker.latest_offset("t", 0)) == (0, 4)
+    found = await broker.offset_for_timestamp("t", 0, BASE_TIMESTAMP + 2)
     assert found is not None and (found.offset, found.timestamp) == (2, BASE_TIMESTAMP + 2)
-    assert broker.offset_for_timestamp("t", 0, NOW) is None
+    assert await broker.offset_for_timestamp("t", 0, NOW) is None
 
 
 async def test_ensure_topic_creates_once(broker: Broker) -> None:
@@ -151,7 +152,7 @@ async def test_a_retried_batch_is_answered_with_its_offset_and_stored_once(broke
     assert (await broker.produce_raw("t", 0, idempotent(3))).base_offset == 3
     retry = await broker.produce_raw("t", 0, idempotent(0))
     assert (retry.base_offset, retry.duplicate) == (0, True)
-    assert broker.latest_offset("t", 0) == 6
+    assert await broker.latest_offset("t", 0) == 6
 
 
 async def test_sequence_gaps_and_old_epochs_are_refused(broker: Broker) -> None:
@@ -165,7 +166,7 @@ async def test_sequence_gaps_and_old_epochs_are_refused(broker: Broker) -> None:
         await broker.produce_raw("t", 0, idempotent(5, epoch=2))
     # A producer this partition has no state for is taken at its word.
     assert (await broker.produce_raw("t", 0, idempotent(50, pid=8))).base_offset == 6
-    assert broker.latest_offset("t", 0) == 9
+    assert await broker.latest_offset("t", 0) == 9
 
 
 async def test_concurrent_copies_of_one_batch_store_it_once(broker: Broker) -> None:
@@ -173,7 +174,7 @@ async def test_concurrent_copies_of_one_batch_store_it_once(broker: Broker) -> N
     results = await asyncio.gather(*(broker.produce_raw("t", 0, idempotent(0)) for _ in range(5)))
     assert {r.base_offset for r in results} == {3}
     assert sum(not r.duplicate for r in results) == 1
-    assert broker.latest_offset("t", 0) == 6
+    assert await broker.latest_offset("t", 0) == 6
 
 
 async def test_a_retry_after_a_restart_is_still_deduplicated(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from minimq.core.timestamps import (
     TimestampBounds,
     check_timestamps,
 )
+from minimq.core.topic_config import UNBOUNDED_MS, TopicConfig
 from minimq.errors import InvalidRequest, InvalidTimestamp
-from minimq.storage.api import UNBOUNDED_MS, TopicConfig
 
 NOW = 1_800_000_000_000
 HOUR = 3_600_000

@@ -18,7 +18,7 @@ import struct
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import aiokafka
 import aiokafka.admin
@@ -33,16 +33,17 @@ from tests.support.processes import BrokerProcess
 
 import kafka
 
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
+
 CODECS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 TIMEOUT_S = 60.0
 KCAT = shutil.which("kcat")
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    data = tmp_path_factory.mktemp("kafka-clients") / "data"
-    with BrokerProcess(data, ["--log-level", "DEBUG"], kafka=True) as process:
-        yield process
+def broker(backend_broker: Callable[..., BrokerProcess]) -> BrokerProcess:
+    return backend_broker(["--log-level", "DEBUG"], kafka=True)
 
 
 def new_topic(prefix: str) -> str:

@@ -20,13 +20,16 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from tests.kafka.raw_client import RawKafka
 from tests.support.processes import BrokerProcess
+
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
 
 kafka = pytest.importorskip("kafka", reason="NOT RUN: kafka-python is not installed")
 confluent_kafka = pytest.importorskip(
@@ -37,14 +40,8 @@ WAIT_S = 60.0
 
 
 @pytest.fixture(scope="module")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    data = tmp_path_factory.mktemp("cross") / "data"
-    data.mkdir()
-    broker = BrokerProcess(data, kafka=True).start(timeout=60)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+def kafka_broker(backend_broker: Callable[..., BrokerProcess]) -> BrokerProcess:
+    return backend_broker(kafka=True)
 
 
 def _create(broker: BrokerProcess, topic: str, partitions: int) -> None:

@@ -13,7 +13,7 @@ survive a restart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,9 @@ import httpx
 import pytest
 from tests.kafka.raw_client import RawKafka
 from tests.support.processes import BrokerProcess
+
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
 
 protocol = pytest.importorskip("kafka.protocol.consumer", reason="NOT RUN: kafka-python missing")
 admin = pytest.importorskip("kafka.protocol.admin", reason="NOT RUN: kafka-python missing")
@@ -53,19 +56,14 @@ VERSION_SETS = {
 
 
 @pytest.fixture(scope="module")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    data = tmp_path_factory.mktemp("raw-groups") / "data"
-    data.mkdir()
-    broker = BrokerProcess(data, kafka=True).start(timeout=60)
-    try:
-        created = httpx.post(f"{broker.url}/v1/topics", json={"name": TOPIC, "partitions": 3})
-        assert created.status_code == 201, created.text
-        records = [{"value": n, "partition": n % 3} for n in range(30)]
-        produced = httpx.post(f"{broker.url}/v1/topics/{TOPIC}/records", json={"records": records})
-        assert produced.status_code == 200, produced.text
-        yield broker
-    finally:
-        broker.stop()
+def kafka_broker(backend_broker: Callable[..., BrokerProcess]) -> BrokerProcess:
+    broker = backend_broker(kafka=True)
+    created = httpx.post(f"{broker.url}/v1/topics", json={"name": TOPIC, "partitions": 3})
+    assert created.status_code == 201, created.text
+    records = [{"value": n, "partition": n % 3} for n in range(30)]
+    produced = httpx.post(f"{broker.url}/v1/topics/{TOPIC}/records", json={"records": records})
+    assert produced.status_code == 200, produced.text
+    return broker
 
 
 class GroupClient:

@@ -18,7 +18,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -26,6 +26,9 @@ from confluent_kafka import Producer
 from tests.support.processes import BrokerProcess, free_port
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
 
 PRODUCE_KEY = 0
 TIMEOUT_S = 60.0
@@ -112,17 +115,15 @@ class LosingProxy:
 
 @pytest.fixture(scope="module")
 def proxied(
-    tmp_path_factory: pytest.TempPathFactory,
+    backend_broker: Callable[..., BrokerProcess],
 ) -> Iterator[tuple[BrokerProcess, LosingProxy]]:
     proxy_port = free_port()
-    data = tmp_path_factory.mktemp("kafka-idempotence") / "data"
-    broker = BrokerProcess(data, ["--kafka-advertised-port", str(proxy_port)], kafka=True)
-    with broker:
-        proxy = LosingProxy(proxy_port, ("127.0.0.1", broker.kafka_port or 0))
-        try:
-            yield broker, proxy
-        finally:
-            proxy.stop()
+    broker = backend_broker(["--kafka-advertised-port", str(proxy_port)], kafka=True)
+    proxy = LosingProxy(proxy_port, ("127.0.0.1", broker.kafka_port or 0))
+    try:
+        yield broker, proxy
+    finally:
+        proxy.stop()
 
 
 def stored_values(broker: BrokerProcess, topic: str) -> list[bytes]:

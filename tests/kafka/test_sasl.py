@@ -14,7 +14,7 @@ import shutil
 import struct
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import aiokafka.errors
 import httpx
@@ -35,16 +35,17 @@ from tests.support.processes import BrokerProcess
 
 from kafka import KafkaProducer
 
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
+
 TOKEN = "kafka-sasl-secret"
 TIMEOUT_S = 60.0
 SASL_AUTHENTICATION_FAILED, TOPIC_AUTHORIZATION_FAILED = 58, 29
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    data = tmp_path_factory.mktemp("kafka-sasl") / "data"
-    with BrokerProcess(data, kafka=True, env={"MINIMQ_TOKEN": TOKEN}) as process:
-        yield process
+def broker(backend_broker: Callable[..., BrokerProcess]) -> BrokerProcess:
+    return backend_broker(kafka=True, env={"MINIMQ_TOKEN": TOKEN})
 
 
 def http_topics(broker: BrokerProcess) -> str:

@@ -6,8 +6,10 @@ import random
 import shutil
 from pathlib import Path
 
+from minimq.core.records import Record
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import CorruptLog
-from minimq.storage import FsyncPolicy, Record, TopicConfig, open_storage
+from minimq.storage import open_storage
 from minimq.storage.partition import DiskPartitionLog
 from tests.reliability.conftest import scale
 from tests.storage.conftest import records
@@ -21,12 +23,12 @@ async def build_sealed_segments(data_dir: Path) -> tuple[Path, list[Record]]:
     log = storage.logs.partition("flips", 0)
     for number in range(60):
         await log.append(records(2, start=number * 2, size=30))
-    written = log.read(0, 1000, 1 << 20)
+    written = await log.read(0, 1000, 1 << 20)
     await storage.close()
     return data_dir / "topics" / "flips" / "0", written
 
 
-def serve_every_offset(log: DiskPartitionLog, written: list[Record]) -> int:
+async def serve_every_offset(log: DiskPartitionLog, written: list[Record]) -> int:
     """Read each offset alone; return how many reads refused with CorruptLog.
 
     Fails the test if any read returns a record that differs from what was written.
@@ -34,7 +36,7 @@ def serve_every_offset(log: DiskPartitionLog, written: list[Record]) -> int:
     refused = 0
     for offset in range(log.start_offset, log.end_offset):
         try:
-            got = log.read(offset, 1, 1 << 20)
+            got = await log.read(offset, 1, 1 << 20)
         except CorruptLog:
             refused += 1
             continue
@@ -73,7 +75,7 @@ async def test_every_bit_flip_in_a_sealed_segment_is_detected(
             f"trial {trial}: flip at {segment.name}:{position} not caught at open"
         )
         try:
-            refused = serve_every_offset(log, written)
+            refused = await serve_every_offset(log, written)
         finally:
             log.close_files()
         assert refused > 0, f"trial {trial}: flip at {segment.name}:{position} never detected"

@@ -25,10 +25,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from bench.reliability.ledger import Ledger, StoredRecord
 
 from minimq.core import Broker
+from minimq.core.topic_config import FsyncPolicy
 from minimq.server.app import create_app
 from minimq.server.config import BrokerConfig
 from minimq.server.metrics import BrokerMetrics
-from minimq.storage import FsyncPolicy, open_storage
+from minimq.storage import open_storage
 
 TOPIC = "disk"
 

@@ -9,7 +9,7 @@ each held the event loop for 4.6 s, and every other request waited.
   HEADERS_TOO_LARGE``, on both ways in (the produce lane and aiohttp).
 * Records stored before the bound (here: by a broker with the bound raised)
   are still served, but a fetch counts each header as 256 bytes of its
-  ``max_bytes`` (``minimq.storage.batch.HEADER_READ_BYTES``), so one fetch
+  ``max_bytes`` (``minimq.recordbatch.frames.HEADER_READ_BYTES``), so one fetch
   decodes a bounded number of them. The figures (event-loop stall seen by a
   ``/healthz`` poller) are printed with ``-s``; they are not asserted.
 """
@@ -25,7 +25,7 @@ import httpx
 import orjson
 import pytest
 
-from minimq.storage.batch import HEADER_READ_BYTES
+from minimq.recordbatch.frames import HEADER_READ_BYTES
 from tests.server.test_produce_lane import (
     Connection,
     comparable,

@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from minimq.storage import TopicConfig, open_storage
+from minimq.core.topic_config import TopicConfig
+from minimq.storage import open_storage
 from tests.storage.conftest import records
 from tests.support.processes import BrokerProcess
 
@@ -41,11 +42,13 @@ async def test_lost_topic_metadata_is_rebuilt_and_no_record_dropped(
 
     storage = await open_storage(data_dir)
     try:
-        assert storage.logs.topic_names() == ["meta"]
-        assert storage.logs.topic_config("meta").partitions == 3
+        assert await storage.logs.topic_names() == ["meta"]
+        assert (await storage.logs.topic_config("meta")).partitions == 3
         for partition in range(3):
             log = storage.logs.partition("meta", partition)
-            assert [r.value for r in log.read(0, 100, 1 << 20)] == [r.value for r in records(40)]
+            assert [r.value for r in await log.read(0, 100, 1 << 20)] == [
+                r.value for r in records(40)
+            ]
     finally:
         await storage.close()
     assert config_path.read_bytes() != original  # rebuilt: default settings, say the logs
@@ -64,7 +67,7 @@ async def test_an_interrupted_creation_without_records_is_still_removed(data_dir
     (data_dir / "topics" / "never-used" / "topic.json").unlink()
     storage = await open_storage(data_dir)
     try:
-        assert storage.logs.topic_names() == []
+        assert await storage.logs.topic_names() == []
     finally:
         await storage.close()
 

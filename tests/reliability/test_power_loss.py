@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bench.reliability.power_loss import FsyncRecorder, build_image, run_power_loss_cycles
 
-from minimq.storage import FsyncPolicy
+from minimq.core.topic_config import FsyncPolicy
 from tests.reliability.conftest import FULL, scale
 
 INTERVAL_MS = 200

@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from minimq.storage import NewRecord, TopicConfig, open_storage
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import TopicConfig
+from minimq.storage import open_storage
 from tests.reliability.conftest import scale
 from tests.support.processes import BrokerProcess
 

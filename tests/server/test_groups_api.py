@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -24,13 +24,14 @@ from minimq.server.metrics import BrokerMetrics
 from tests.support.memory_storage import MemoryStorage
 from tests.support.processes import BrokerProcess
 
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
+
 
 @pytest.fixture(scope="module")
-def groups_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    data = tmp_path_factory.mktemp("groups") / "data"
-    data.mkdir()
-    with BrokerProcess(data, ["--session-timeout-ms", "400"]) as broker:
-        yield broker
+def groups_broker(backend_broker: Callable[..., BrokerProcess]) -> BrokerProcess:
+    """The module's broker on each backend of ``pytestmark`` (stopped by ``backend_broker``)."""
+    return backend_broker(["--session-timeout-ms", "400"])
 
 
 @pytest.fixture

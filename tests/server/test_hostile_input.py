@@ -12,6 +12,9 @@ import pytest
 
 from tests.support.processes import BrokerProcess
 
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
+
 
 @pytest.fixture(scope="module")
 def names_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:

@@ -20,13 +20,13 @@ import pytest
 from aiohttp import web
 
 from minimq.core import Broker
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import StorageFull
 from minimq.server.app import create_app
 from minimq.server.config import BrokerConfig
 from minimq.server.gate import RequestGate
 from minimq.server.metrics import BrokerMetrics
 from minimq.server.produce_lane import ProduceLane
-from minimq.storage.api import TopicConfig
 from tests.support.memory_storage import MemoryStorage
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -185,7 +185,7 @@ async def test_a_malformed_key_is_400_on_both_ways(served: InProcessBroker, head
     assert by_lane.status == 400
     assert by_lane.json()["error"]["code"] == "INVALID_REQUEST"
     assert comparable(by_lane) == comparable(by_aiohttp)
-    assert not served.storage.logs.topic_names(), "nothing may be stored"
+    assert not await served.storage.logs.topic_names(), "nothing may be stored"
 
 
 async def test_blanks_around_a_key_are_not_part_of_it(served: InProcessBroker) -> None:
@@ -200,7 +200,7 @@ async def test_a_repeated_key_header_is_400(served: InProcessBroker) -> None:
     for way in WAYS:  # the lane hands repeated headers to aiohttp
         answer = await served.send(way, request)
         assert answer.status == 400, way
-    assert not served.storage.logs.topic_names()
+    assert not await served.storage.logs.topic_names()
 
 
 @pytest.mark.parametrize("way", WAYS)

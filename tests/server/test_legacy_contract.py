@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from tests.support.processes import BrokerProcess
+
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
 
 
 def test_produce_then_consume_in_order_then_204(shared_broker: BrokerProcess) -> None:

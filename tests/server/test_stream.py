@@ -7,8 +7,12 @@ import time
 
 import httpx
 import orjson
+import pytest
 
 from tests.support.processes import BrokerProcess
+
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
 
 
 def read_events(response: httpx.Response, count: int) -> list[tuple[str, dict]]:

@@ -13,6 +13,9 @@ from minimq.client import Client
 from minimq.errors import InvalidRequest
 from tests.support.processes import BrokerProcess
 
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
+
 DAY_MS = 86_400_000
 
 

@@ -12,6 +12,9 @@ import pytest
 
 from tests.support.processes import BrokerProcess
 
+# Runs on the disk engine and on a JetStream cluster (tests/conftest.py, "Backends").
+pytestmark = pytest.mark.backends("disk", "jetstream")
+
 
 @pytest.fixture
 def client(shared_broker: BrokerProcess) -> Any:

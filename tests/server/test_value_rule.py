@@ -28,11 +28,11 @@ import pytest
 
 from minimq.client import Client
 from minimq.client import strict_json as client_strict_json
+from minimq.core.records import ClientBytes, Record
 from minimq.errors import InvalidRequest
 from minimq.server import serialize, value_rule
 from minimq.server.value_rule import VALUE_MAX_DEPTH, is_strict_json, value_texts
 from minimq.storage import open_storage
-from minimq.storage.api import ClientBytes, Record
 from tests.support.binary_records import STORED, TOPIC, write_mixed_topic
 from tests.support.processes import BrokerProcess
 
@@ -338,7 +338,7 @@ def test_data_dir_helper_wrote_what_it_says(tmp_path: Path) -> None:
     async def read() -> list[Record]:
         storage = await open_storage(data)
         try:
-            return list(storage.logs.partition(TOPIC, 0).read(0, 100, 1 << 20))
+            return list(await storage.logs.partition(TOPIC, 0).read(0, 100, 1 << 20))
         finally:
             await storage.close()
 

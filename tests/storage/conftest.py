@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from minimq.storage import NewRecord, TopicConfig, open_storage
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import TopicConfig
+from minimq.storage import open_storage
 from minimq.storage.engine import DiskStorage
 
 

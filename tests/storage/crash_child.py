@@ -12,8 +12,10 @@ import contextlib
 import sys
 from pathlib import Path
 
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import TopicAlreadyExists
-from minimq.storage import NewRecord, TopicConfig, open_storage
+from minimq.storage import open_storage
 
 WRITERS = 4
 

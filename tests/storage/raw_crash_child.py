@@ -13,8 +13,9 @@ import itertools
 import sys
 from pathlib import Path
 
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import TopicAlreadyExists
-from minimq.storage import TopicConfig, open_storage
+from minimq.storage import open_storage
 from tests.storage.kafka_batches import client_batch
 
 CODECS = ("gzip", "snappy", "lz4", "zstd", "none")

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from minimq.core.records import NewRecord
 from minimq.errors import InvalidRequest, MessageTooLarge
-from minimq.storage.api import NewRecord
-from minimq.storage.batch import (
+from minimq.recordbatch.frames import (
     HEADER_SIZE,
     MAX_BATCH_BYTES,
     crc_matches,

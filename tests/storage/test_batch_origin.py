@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from minimq.core.records import ClientBytes, Record
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import CorruptLog
-from minimq.storage import FsyncPolicy, TopicConfig, open_storage
-from minimq.storage.api import ClientBytes, Record
-from minimq.storage.batch import CLIENT_BATCH_EPOCH, OWN_BATCH_EPOCH, parse_header
+from minimq.recordbatch.frames import CLIENT_BATCH_EPOCH, OWN_BATCH_EPOCH, parse_header
+from minimq.storage import open_storage
 from minimq.storage.partition import DiskPartitionLog
 from tests.storage.conftest import records
 from tests.storage.kafka_batches import client_batch
@@ -55,7 +56,7 @@ async def test_client_values_read_back_as_client_bytes_own_as_bytes_across_resta
     await log.append_batches([bytearray(client_batch(CLIENT_VALUES, codec="lz4"))])  # 4-5
     await log.append(records(1, start=6))  # 6
     expected = [bytes, bytes, *[ClientBytes] * 4, bytes]
-    assert _value_types(log.read(0, 100, 1 << 20)) == expected
+    assert _value_types(await log.read(0, 100, 1 << 20)) == expected
     await storage.close()
     directory = data_dir / "topics" / "t" / "0"
     own, client = OWN_BATCH_EPOCH, CLIENT_BATCH_EPOCH
@@ -65,12 +66,12 @@ async def test_client_values_read_back_as_client_bytes_own_as_bytes_across_resta
     for clean in (True, False):
         reopened = _reopen(directory, clean=clean)
         try:
-            read = reopened.read(0, 100, 1 << 20)
+            read = await reopened.read(0, 100, 1 << 20)
             assert _value_types(read) == expected, f"clean={clean}"
             assert [r.value for r in read[2:6]] == CLIENT_VALUES * 2
             assert [r.value for r in read[:2]] == [r.value for r in records(2)]
             # Mid-batch, the same; keys and header values stay plain bytes either way.
-            (middle,) = reopened.read(3, 1, 1 << 20)
+            (middle,) = await reopened.read(3, 1, 1 << 20)
             assert type(middle.value) is ClientBytes and middle.value == CLIENT_VALUES[1]
             assert {type(r.key) for r in read} == {bytes}
             assert {type(value) for r in read for _, value in r.headers} == {bytes}
@@ -86,7 +87,7 @@ async def test_a_client_tombstone_stays_none(data_dir: Path) -> None:
         await storage.logs.create_topic("t", TopicConfig())
         log = storage.logs.partition("t", 0)
         await log.append_batches([builder.build()])
-        (record,) = log.read(0, 10, 1 << 20)
+        (record,) = await log.read(0, 10, 1 << 20)
         assert record.value is None
     finally:
         await storage.close()
@@ -120,14 +121,14 @@ async def test_a_data_directory_from_before_the_mark_opens_and_reads(
     reopened = _reopen(directory, clean=clean)
     try:
         assert reopened.end_offset == 9
-        read = reopened.read(0, 100, 1 << 20)
+        read = await reopened.read(0, 100, 1 << 20)
         assert [r.value for r in read] == values
         assert set(_value_types(read)) == {bytes}  # MiniMQ's own, as every such batch was
     finally:
         await reopened.close()
     storage = await open_storage(data_dir)  # and through the whole engine
     try:
-        assert storage.logs.partition("t", 0).read(4, 2, 1 << 20)[0].value == values[4]
+        assert (await storage.logs.partition("t", 0).read(4, 2, 1 << 20))[0].value == values[4]
     finally:
         await storage.close()
 
@@ -147,9 +148,9 @@ async def test_any_other_leader_epoch_is_damage(data_dir: Path) -> None:
     reopened = _reopen(directory, clean=True)
     try:
         (directory / LOG).write_bytes(data)  # damaged under a reader: not served
-        assert len(reopened.read(0, 2, 1 << 20)) == 2
+        assert len(await reopened.read(0, 2, 1 << 20)) == 2
         with pytest.raises(CorruptLog, match="malformed batch header"):
-            reopened.read(2, 10, 1 << 20)
+            await reopened.read(2, 10, 1 << 20)
     finally:
         await reopened.close()
     with pytest.raises(CorruptLog, match="refusing to open"):

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from crc32c import crc32c
 
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import OffsetOutOfRange
-from minimq.storage import TopicConfig, open_storage
+from minimq.storage import open_storage
 from minimq.storage.engine import DiskStorage
 from tests.storage.kafka_batches import BASE_TIMESTAMP, CODECS, client_batch, raw_snappy_batch
 
@@ -53,14 +54,14 @@ async def test_a_client_batch_is_stored_verbatim_but_for_its_base_offset(
     assert crc32c(on_disk[len(first) + 21 :]) == stored_crc
 
     # Decoded reads (HTTP, SSE, UI) see the records, compressed or not.
-    records = log.read(0, 100, 1 << 20)
+    records = await log.read(0, 100, 1 << 20)
     assert [r.offset for r in records] == list(range(12))
     assert [r.value for r in records] == values(12)
     assert records[3].key == b"key" and records[3].headers == (("h", b"v"),)
     assert records[3].timestamp == BASE_TIMESTAMP + 3
     # From the middle of a batch: its later records only.
-    assert [r.offset for r in log.read(7, 100, 1 << 20)] == list(range(7, 12))
-    assert log.offset_for_timestamp(BASE_TIMESTAMP + 2) == 2
+    assert [r.offset for r in await log.read(7, 100, 1 << 20)] == list(range(7, 12))
+    assert await log.offset_for_timestamp(BASE_TIMESTAMP + 2) == 2
 
 
 async def test_a_raw_read_returns_the_whole_batch_holding_the_offset(storage: DiskStorage) -> None:
@@ -71,17 +72,17 @@ async def test_a_raw_read_returns_the_whole_batch_holding_the_offset(storage: Di
         await log.append_batches([bytearray(frame)])
     on_disk = await stored_log(storage)
 
-    views, next_offset = log.read_raw(14, len(frames[1]))  # mid-batch, room for one
+    views, next_offset = await log.read_raw(14, len(frames[1]))  # mid-batch, room for one
     assert b"".join(views) == on_disk[len(frames[0]) : len(frames[0]) + len(frames[1])]
     assert next_offset == 20
-    views, next_offset = log.read_raw(0, 1 << 20)
+    views, next_offset = await log.read_raw(0, 1 << 20)
     assert b"".join(views) == on_disk and next_offset == 30
     # A first batch larger than max_bytes still comes whole; nothing after it.
-    views, next_offset = log.read_raw(25, 1)
+    views, next_offset = await log.read_raw(25, 1)
     assert b"".join(views) == on_disk[-len(frames[2]) :] and next_offset == 30
-    assert log.read_raw(30, 1 << 20) == ([], 30)
+    assert await log.read_raw(30, 1 << 20) == ([], 30)
     with pytest.raises(OffsetOutOfRange):
-        log.read_raw(31, 100)
+        await log.read_raw(31, 100)
 
 
 async def test_raw_reads_cross_segments_and_index_entries(storage: DiskStorage) -> None:
@@ -92,7 +93,7 @@ async def test_raw_reads_cross_segments_and_index_entries(storage: DiskStorage) 
         await log.append_batches([bytearray(frame)])
     assert log.segment_count > 3
     for offset in (0, 1, 299, 301, 599):
-        views, next_offset = log.read_raw(offset, 3000)
+        views, next_offset = await log.read_raw(offset, 3000)
         data = b"".join(views)
         number = offset // 3
         assert data[16:].startswith(frames[number][16:]), offset  # but for the origin mark
@@ -101,7 +102,7 @@ async def test_raw_reads_cross_segments_and_index_entries(storage: DiskStorage) 
     # Everything, read on from where each read ended, is every batch in order.
     offset, whole = 0, b""
     while offset < log.end_offset:
-        views, offset = log.read_raw(offset, 5000)
+        views, offset = await log.read_raw(offset, 5000)
         whole += b"".join(views)
     assert whole.count(b"value-00599") == 3 and len(whole) == sum(map(len, frames))
 
@@ -112,7 +113,7 @@ async def test_several_batches_of_one_append_get_consecutive_offsets(storage: Di
     batch = [bytearray(client_batch(values(4), codec="zstd")) for _ in range(3)]
     assert await log.append_batches(batch) == 0
     assert log.end_offset == 12
-    assert [r.offset for r in log.read(0, 100, 1 << 20)] == list(range(12))
+    assert [r.offset for r in await log.read(0, 100, 1 << 20)] == list(range(12))
 
 
 async def test_compressed_producer_batches_survive_kill_9(data_dir: Path) -> None:
@@ -142,7 +143,7 @@ async def test_compressed_producer_batches_survive_kill_9(data_dir: Path) -> Non
     try:
         log = storage.logs.partition("crash", 0)
         for base, sequence in acknowledged:
-            records = log.read(base, 5, 1 << 20)
+            records = await log.read(base, 5, 1 << 20)
             assert [r.value for r in records] == [f"{sequence}-{i}".encode() for i in range(5)]
         headers = log.recent_producer_batches(1 << 30)()
         assert {h.base_sequence for h in headers} >= {s for _, s in acknowledged}

@@ -49,7 +49,7 @@ async def test_acknowledged_appends_survive_kill_9(data_dir: Path) -> None:
             log = storage.logs.partition("crash", 0)
             for line in lines:
                 base, *values = line.split()
-                got = log.read(int(base), len(values), 1 << 20)
+                got = await log.read(int(base), len(values), 1 << 20)
                 assert [r.value for r in got] == [v.encode() for v in values], (round_number, line)
         finally:
             await storage.close()
@@ -59,7 +59,7 @@ async def test_committed_offsets_survive_kill_9(data_dir: Path) -> None:
     lines = run_and_kill(data_dir, "commit", 100)
     storage = await open_storage(data_dir)
     try:
-        committed = storage.offsets.committed("crash-group")
+        committed = await storage.offsets.committed("crash-group")
         assert committed[("crash", 0)] >= int(lines[-1])
         assert committed[("crash", 1)] == committed[("crash", 0)]
     finally:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import StorageError
-from minimq.storage import FsyncPolicy, StorageLimits, TopicConfig, open_storage
+from minimq.storage import StorageLimits, open_storage
 from minimq.storage.descriptors import DescriptorCache
 from minimq.storage.partition import DiskPartitionLog
 from minimq.storage.segment import LOG_FLAGS
@@ -144,7 +145,7 @@ async def test_a_partition_of_many_segments_reads_everything_through_a_few_descr
     assert log.segment_count >= 10
     files = storage.logs.files
     assert files.open_count <= 4
-    got = log.read(0, 10_000, 1 << 30)
+    got = await log.read(0, 10_000, 1 << 30)
     assert [r.value for r in got] == [r.value for r in written]
     assert files.open_count <= 4
     await storage.close()
@@ -184,7 +185,7 @@ async def test_opening_many_topics_never_holds_more_than_the_cache(
         assert peak - before <= 16 + 12, f"{peak - before} descriptors at the peak"
         assert storage.logs.files.open_count <= 16
         for number in range(0, 150, 7):
-            got = storage.logs.partition(f"t{number}", 1).read(0, 10, 1 << 20)
+            got = await storage.logs.partition(f"t{number}", 1).read(0, 10, 1 << 20)
             assert [r.value for r in got] == [r.value for r in records(2)]
     finally:
         await storage.close()
@@ -227,7 +228,7 @@ async def test_a_descriptor_that_cannot_be_reopened_fails_reads_and_appends_clea
 
     monkeypatch.setattr(os, "open", out_of_descriptors)
     with pytest.raises(StorageError) as read_refused:
-        a.read(0, 10, 1 << 20)
+        await a.read(0, 10, 1 << 20)
     assert read_refused.value.code == "STORAGE_ERROR"
     with pytest.raises(StorageError) as append_refused:
         await a.append(records(1, start=2))
@@ -236,7 +237,7 @@ async def test_a_descriptor_that_cannot_be_reopened_fails_reads_and_appends_clea
 
     assert not a.failed
     assert await a.append(records(1, start=2)) == 2, "the log stayed writable"
-    assert [r.value for r in a.read(0, 10, 1 << 20)] == [r.value for r in records(3)]
+    assert [r.value for r in await a.read(0, 10, 1 << 20)] == [r.value for r in records(3)]
     await storage.close()
 
 

@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.records import NewRecord
+from minimq.core.storage_seam import LogStore, OffsetStore, PartitionLog, Storage
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import DataDirLocked, StorageError
-from minimq.storage import (
-    FsyncPolicy,
-    LogStore,
-    NewRecord,
-    OffsetStore,
-    PartitionLog,
-    Storage,
-    StorageLimits,
-    TopicConfig,
-    open_storage,
-)
+from minimq.storage import StorageLimits, open_storage
 
 
 async def test_second_opener_is_refused_until_the_first_closes(data_dir: Path) -> None:
@@ -42,7 +35,7 @@ async def test_clean_shutdown_marker_lives_only_between_close_and_open(data_dir:
 
 async def test_open_creates_a_missing_data_dir(tmp_path: Path) -> None:
     storage = await open_storage(tmp_path / "new" / "data")
-    assert storage.logs.topic_names() == []
+    assert await storage.logs.topic_names() == []
     await storage.close()
 
 
@@ -57,7 +50,7 @@ async def test_storage_satisfies_the_core_protocols(data_dir: Path) -> None:
     assert log.size_bytes > 0
     offsets: OffsetStore = storage.offsets
     await offsets.commit("g", [("p", 1, 1)])
-    assert offsets.committed("g") == {("p", 1): 1}
+    assert await offsets.committed("g") == {("p", 1): 1}
     await storage.close()
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import StorageError
-from minimq.storage import TopicConfig, open_storage
+from minimq.storage import open_storage
 from tests.storage.conftest import records
 
 
@@ -66,7 +67,7 @@ async def test_symlinks_in_topics_are_moved_aside_and_never_followed(
     with caplog.at_level(logging.ERROR, logger="minimq.storage.topics"):
         storage = await open_storage(data_dir)  # the first start: no crash
     try:
-        assert storage.logs.topic_names() == []
+        assert await storage.logs.topic_names() == []
         moved = unrecognized(data_dir)
         assert sorted(moved) == ["dangling", "linked", "linked-empty", "to-a-file"]
         assert all(path.is_symlink() for path in moved.values()), "the links, not their targets"
@@ -91,7 +92,7 @@ async def test_a_directory_without_topic_files_is_moved_aside_not_deleted(
         (mine / "notes.txt").write_bytes(b"keep me")
     storage = await open_storage(data_dir)
     try:
-        assert storage.logs.topic_names() == []
+        assert await storage.logs.topic_names() == []
         assert not mine.exists()
         kept = unrecognized(data_dir)["operators-stuff"]
         assert snapshot(kept) == ({} if content == "empty" else {"notes.txt": b"keep me"})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from minimq.storage import NewRecord, TopicConfig
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import TopicConfig
 from minimq.storage.engine import DiskStorage
 
 with warnings.catch_warnings():

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import InvalidConfig, PartitionLimitReached, TopicLimitReached
-from minimq.storage import StorageLimits, TopicConfig, open_storage
+from minimq.storage import StorageLimits, open_storage
 
 
 def on_disk(data_dir: Path) -> tuple[list[str], list[str]]:
@@ -29,7 +30,7 @@ async def test_a_topic_beyond_max_topics_is_refused_and_nothing_is_made(data_dir
         assert on_disk(data_dir) == (["a", "b", "c"], [])
         await storage.logs.delete_topic("b")
         await storage.logs.create_topic("d", TopicConfig())  # room again
-        assert storage.logs.topic_names() == ["a", "c", "d"]
+        assert await storage.logs.topic_names() == ["a", "c", "d"]
     finally:
         await storage.close()
 
@@ -60,7 +61,9 @@ async def test_a_data_dir_beyond_lowered_limits_opens_whole_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="minimq.storage.topics"):
         storage = await open_storage(data_dir, limits=StorageLimits(max_topics=2))
     try:
-        assert storage.logs.topic_names() == ["a", "b", "c"], "no topic is dropped for a limit"
+        assert await storage.logs.topic_names() == ["a", "b", "c"], (
+            "no topic is dropped for a limit"
+        )
         assert "3 topics with 6 partitions are more than the limits" in caplog.text
         with pytest.raises(TopicLimitReached):
             await storage.logs.create_topic("d", TopicConfig())

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import InvalidRequest, OffsetsFailed
-from minimq.storage import TopicConfig, open_storage
+from minimq.storage import open_storage
 from minimq.storage.engine import OFFSETS_FILE, DiskStorage
 from minimq.storage.offsets import SCHEMA_VERSION
 from tests.support import failing_sqlite
@@ -35,12 +36,12 @@ async def test_metadata_is_kept_with_its_offset_and_replaced_by_the_next_commit(
     await storage.logs.create_topic("t", TopicConfig(partitions=2))
     offsets = storage.offsets
     await offsets.commit("g", [("t", 0, 5), ("t", 1, 2)], metadata={("t", 0): "five"})
-    assert offsets.metadata("g") == {("t", 0): "five"}
+    assert await offsets.metadata("g") == {("t", 0): "five"}
     await offsets.commit("g", [("t", 0, 6)])  # an HTTP commit: no metadata
-    assert offsets.metadata("g") == {}
+    assert await offsets.metadata("g") == {}
     await offsets.commit("g", [("t", 1, 3)], metadata={("t", 1): "x"})
     await offsets.delete_topic("t")
-    assert offsets.metadata("g") == {}
+    assert await offsets.metadata("g") == {}
     with pytest.raises(InvalidRequest):
         await offsets.commit("g", [("t", 0, 1)], metadata={("t", 0): b"bytes"})  # type: ignore[dict-item]
 
@@ -53,8 +54,8 @@ async def test_metadata_survives_a_restart_unchanged(data_dir: Path) -> None:
     await storage.close()
     storage = await open_storage(data_dir)
     try:
-        assert storage.offsets.committed("g") == {("t", 0): 4, ("t", 1): 1}
-        assert storage.offsets.metadata("g") == {("t", 0): note}
+        assert await storage.offsets.committed("g") == {("t", 0): 4, ("t", 1): 1}
+        assert await storage.offsets.metadata("g") == {("t", 0): note}
     finally:
         await storage.close()
 
@@ -62,7 +63,7 @@ async def test_metadata_survives_a_restart_unchanged(data_dir: Path) -> None:
 async def test_a_version_1_database_opens_and_gains_the_metadata_columns(data_dir: Path) -> None:
     storage = await open_storage(data_dir)
     await storage.logs.create_topic("t", TopicConfig(partitions=2))
-    topic_id = storage.logs.topic_config("t").topic_id
+    topic_id = (await storage.logs.topic_config("t")).topic_id
     await storage.close()
     for path in data_dir.glob(OFFSETS_FILE + "*"):
         path.unlink()
@@ -77,8 +78,8 @@ async def test_a_version_1_database_opens_and_gains_the_metadata_columns(data_di
 
     storage = await open_storage(data_dir)
     try:
-        assert storage.offsets.committed("g") == {("t", 0): 7, ("t", 1): 2}
-        assert storage.offsets.metadata("g") == {}
+        assert await storage.offsets.committed("g") == {("t", 0): 7, ("t", 1): 2}
+        assert await storage.offsets.metadata("g") == {}
         await storage.offsets.commit("g", [("t", 1, 3)], metadata={("t", 1): "after"})
     finally:
         await storage.close()
@@ -88,8 +89,8 @@ async def test_a_version_1_database_opens_and_gains_the_metadata_columns(data_di
     assert columns[-2:] == ["metadata", "previous_metadata"]
     storage = await open_storage(data_dir)
     try:
-        assert storage.offsets.committed("g") == {("t", 0): 7, ("t", 1): 3}
-        assert storage.offsets.metadata("g") == {("t", 1): "after"}
+        assert await storage.offsets.committed("g") == {("t", 0): 7, ("t", 1): 3}
+        assert await storage.offsets.metadata("g") == {("t", 1): "after"}
     finally:
         await storage.close()
 
@@ -111,14 +112,14 @@ async def test_undoing_a_refused_commit_puts_the_old_metadata_back(
     faults.append("fsync")  # written to the WAL, then reported as failed
     with pytest.raises(OffsetsFailed):
         await storage.offsets.commit("g", [("t", 0, 9)], metadata={("t", 0): "refused"})
-    assert storage.offsets.metadata("g") == {("t", 0): "before"}
+    assert await storage.offsets.metadata("g") == {("t", 0): "before"}
     await storage.close()
     with sqlite3.connect(data_dir / OFFSETS_FILE) as db:
         assert db.execute("SELECT metadata FROM offsets").fetchall() == [("refused",)]
     storage = await open_storage(data_dir)
     try:
         assert storage.offsets.report.reverted == 1
-        assert storage.offsets.committed("g") == {("t", 0): 5}
-        assert storage.offsets.metadata("g") == {("t", 0): "before"}
+        assert await storage.offsets.committed("g") == {("t", 0): 5}
+        assert await storage.offsets.metadata("g") == {("t", 0): "before"}
     finally:
         await storage.close()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import (
     CorruptLog,
     InvalidRequest,
@@ -14,7 +16,7 @@ from minimq.errors import (
     StorageFull,
     TopicNotFound,
 )
-from minimq.storage import NewRecord, TopicConfig, open_storage
+from minimq.storage import open_storage
 from minimq.storage.engine import OFFSETS_FILE, DiskStorage
 from minimq.storage.offsets import REFUSED_FILE, REFUSED_SIZE, SCHEMA_VERSION
 from tests.support import failing_sqlite
@@ -24,19 +26,19 @@ async def test_commit_read_list_and_delete(storage: DiskStorage) -> None:
     await storage.logs.create_topic("a", TopicConfig(partitions=2))
     await storage.logs.create_topic("b", TopicConfig())
     offsets = storage.offsets
-    assert offsets.group_names() == []
-    assert offsets.committed("g1") == {}
+    assert await offsets.group_names() == []
+    assert await offsets.committed("g1") == {}
     await offsets.commit("g1", [("a", 0, 5), ("a", 1, 7)])
     await offsets.commit("g1", [("a", 0, 9)])
     await offsets.commit("g2", [("b", 0, 1)])
-    assert offsets.committed("g1") == {("a", 0): 9, ("a", 1): 7}
-    assert offsets.group_names() == ["g1", "g2"]
+    assert await offsets.committed("g1") == {("a", 0): 9, ("a", 1): 7}
+    assert await offsets.group_names() == ["g1", "g2"]
     await offsets.delete_group("g1")
-    assert offsets.group_names() == ["g2"]
+    assert await offsets.group_names() == ["g2"]
     await offsets.commit("g3", [("a", 0, 1), ("b", 0, 2)])
     await offsets.delete_topic("b")
-    assert offsets.group_names() == ["g3"]
-    assert offsets.committed("g3") == {("a", 0): 1}
+    assert await offsets.group_names() == ["g3"]
+    assert await offsets.committed("g3") == {("a", 0): 1}
 
 
 async def test_commits_survive_a_restart(data_dir: Path) -> None:
@@ -46,7 +48,7 @@ async def test_commits_survive_a_restart(data_dir: Path) -> None:
     await storage.close()
     storage = await open_storage(data_dir)
     try:
-        assert storage.offsets.committed("g") == {("t", 3): 42}
+        assert await storage.offsets.committed("g") == {("t", 3): 42}
     finally:
         await storage.close()
 
@@ -57,7 +59,7 @@ async def test_malformed_commits_are_rejected(
 ) -> None:
     with pytest.raises(InvalidRequest):
         await storage.offsets.commit("g", [bad])  # type: ignore[list-item]
-    assert storage.offsets.committed("g") == {}
+    assert await storage.offsets.committed("g") == {}
 
 
 # -- topic incarnations (issue #17, defect 4) ---------------------------------------
@@ -68,17 +70,17 @@ async def test_commits_name_the_topic_incarnation(storage: DiskStorage) -> None:
     with pytest.raises(TopicNotFound):
         await offsets.commit("g", [("missing", 0, 1)])
     await logs.create_topic("t", TopicConfig())
-    old_id = logs.topic_config("t").topic_id
+    old_id = (await logs.topic_config("t")).topic_id
     assert old_id is not None and len(old_id) == 32
     await offsets.commit("g", [("t", 0, 0)], {"t": old_id})
     await logs.delete_topic("t")
     await logs.create_topic("t", TopicConfig())
-    assert logs.topic_config("t").topic_id != old_id
+    assert (await logs.topic_config("t")).topic_id != old_id
     # Checked against the old topic (say, before waiting for the group lock): refused,
     # and nothing lands on the new one.
     with pytest.raises(TopicNotFound):
         await offsets.commit("g", [("t", 0, 0)], {"t": old_id})
-    assert offsets.committed("g") == {}, "the new topic inherited a commit of the old one"
+    assert await offsets.committed("g") == {}, "the new topic inherited a commit of the old one"
 
 
 async def test_a_deletion_cut_short_leaves_no_commits_to_inherit(data_dir: Path) -> None:
@@ -93,7 +95,7 @@ async def test_a_deletion_cut_short_leaves_no_commits_to_inherit(data_dir: Path)
     try:
         assert storage.offsets.report.removed == 2
         await storage.logs.create_topic("t", TopicConfig(partitions=2))
-        assert storage.offsets.committed("g") == {("other", 0): 3}
+        assert await storage.offsets.committed("g") == {("other", 0): 3}
     finally:
         await storage.close()
     with sqlite3.connect(data_dir / OFFSETS_FILE) as db:
@@ -127,8 +129,8 @@ async def test_a_database_from_before_topic_ids_migrates(data_dir: Path) -> None
 
     storage = await open_storage(data_dir)
     try:
-        assert storage.offsets.committed("g") == {("kept", 0): 5, ("kept", 1): 7}
-        topic_id = storage.logs.topic_config("kept").topic_id
+        assert await storage.offsets.committed("g") == {("kept", 0): 5, ("kept", 1): 7}
+        topic_id = (await storage.logs.topic_config("kept")).topic_id
         await storage.offsets.commit("g", [("kept", 0, 6)])
     finally:
         await storage.close()
@@ -141,8 +143,8 @@ async def test_a_database_from_before_topic_ids_migrates(data_dir: Path) -> None
         ]
     storage = await open_storage(data_dir)
     try:
-        assert storage.logs.topic_config("kept").topic_id == topic_id
-        assert storage.offsets.committed("g") == {("kept", 0): 6, ("kept", 1): 7}
+        assert (await storage.logs.topic_config("kept")).topic_id == topic_id
+        assert await storage.offsets.committed("g") == {("kept", 0): 6, ("kept", 1): 7}
     finally:
         await storage.close()
 
@@ -157,7 +159,7 @@ async def test_a_rebuilt_topic_json_keeps_the_topics_commits(data_dir: Path) -> 
     (data_dir / "topics" / "t" / "topic.json").write_text("garbage")
     storage = await open_storage(data_dir)
     try:
-        assert storage.offsets.committed("g") == {("t", 0): 1}
+        assert await storage.offsets.committed("g") == {("t", 0): 1}
     finally:
         await storage.close()
 
@@ -184,7 +186,7 @@ async def test_a_commit_refused_after_its_fsync_failed_is_undone_at_open(
     with pytest.raises(OffsetsFailed):
         await storage.offsets.commit("g", [("t", 0, 9), ("t", 1, 4)])
     assert storage.offsets.failed
-    assert storage.offsets.committed("g") == {("t", 0): 5}
+    assert await storage.offsets.committed("g") == {("t", 0): 5}
     # Out of service: every later write is refused, with the same code, untouched.
     with pytest.raises(OffsetsFailed):
         await storage.offsets.commit("g", [("t", 0, 6)])
@@ -203,16 +205,16 @@ async def test_a_commit_refused_after_its_fsync_failed_is_undone_at_open(
     storage = await open_storage(data_dir)
     try:
         assert storage.offsets.report.reverted == 2
-        assert storage.offsets.committed("g") == {("t", 0): 5}
+        assert await storage.offsets.committed("g") == {("t", 0): 5}
         assert (data_dir / REFUSED_FILE).read_bytes() == bytes(REFUSED_SIZE)
         await storage.offsets.commit("g", [("t", 0, 7)])
-        assert storage.offsets.committed("g") == {("t", 0): 7}
+        assert await storage.offsets.committed("g") == {("t", 0): 7}
     finally:
         await storage.close()
     storage = await open_storage(data_dir)
     try:
         assert storage.offsets.report.reverted == 0
-        assert storage.offsets.committed("g") == {("t", 0): 7}
+        assert await storage.offsets.committed("g") == {("t", 0): 7}
     finally:
         await storage.close()
 
@@ -225,9 +227,9 @@ async def test_a_full_disk_refuses_the_commit_and_keeps_the_store_in_service(
     with pytest.raises(StorageFull):
         await storage.offsets.commit("g", [("t", 0, 3)])
     assert not storage.offsets.failed
-    assert storage.offsets.committed("g") == {}
+    assert await storage.offsets.committed("g") == {}
     await storage.offsets.commit("g", [("t", 0, 4)])
-    assert storage.offsets.committed("g") == {("t", 0): 4}
+    assert await storage.offsets.committed("g") == {("t", 0): 4}
 
 
 async def test_an_unreadable_refused_file_stops_the_open(data_dir: Path) -> None:

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import (
     InvalidRequest,
     LogFailed,
     OffsetOutOfRange,
 )
-from minimq.storage import FsyncPolicy, NewRecord, TopicConfig, open_storage
-from minimq.storage.batch import HEADER_READ_BYTES
+from minimq.recordbatch.frames import HEADER_READ_BYTES
+from minimq.storage import open_storage
 from minimq.storage.engine import DiskStorage
 from minimq.storage.partition import DiskPartitionLog
 from tests.storage.conftest import SMALL_SEGMENTS, records
@@ -53,7 +55,7 @@ async def test_offsets_are_consecutive_and_reads_return_what_was_appended(
     assert await log.append(records(3)) == 0
     assert await log.append(records(2, start=3)) == 3
     assert log.end_offset == 5
-    got = log.read(0, 100, 1 << 20)
+    got = await log.read(0, 100, 1 << 20)
     assert [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in got] == [
         (i, r.key, r.value, r.headers, r.timestamp) for i, r in enumerate(records(5))
     ]
@@ -63,18 +65,18 @@ async def test_offsets_are_consecutive_and_reads_return_what_was_appended(
 async def test_read_limits_and_range(storage: DiskStorage) -> None:
     log = await make_log(storage)
     await fill(log, batches=30, per_batch=4)
-    assert [r.offset for r in log.read(57, 3, 1 << 20)] == [57, 58, 59]
-    assert [r.offset for r in log.read(118, 10, 1 << 20)] == [118, 119]
-    assert log.read(120, 10, 1 << 20) == []
+    assert [r.offset for r in await log.read(57, 3, 1 << 20)] == [57, 58, 59]
+    assert [r.offset for r in await log.read(118, 10, 1 << 20)] == [118, 119]
+    assert await log.read(120, 10, 1 << 20) == []
     # max_bytes: each record carries 20 value bytes + 2-3 key bytes + 3-4 header bytes,
     # and its one header counts HEADER_READ_BYTES more (see storage/batch.py).
-    assert len(log.read(0, 100, 60 + 2 * HEADER_READ_BYTES)) == 2
-    assert len(log.read(0, 100, 60)) == 1
-    assert len(log.read(0, 100, 1)) == 1  # at least one record, even past max_bytes
+    assert len(await log.read(0, 100, 60 + 2 * HEADER_READ_BYTES)) == 2
+    assert len(await log.read(0, 100, 60)) == 1
+    assert len(await log.read(0, 100, 1)) == 1  # at least one record, even past max_bytes
     with pytest.raises(OffsetOutOfRange):
-        log.read(121, 1, 100)
+        await log.read(121, 1, 100)
     with pytest.raises(OffsetOutOfRange):
-        log.read(-1, 1, 100)
+        await log.read(-1, 1, 100)
 
 
 async def test_reads_across_segments_see_every_offset_once(storage: DiskStorage) -> None:
@@ -82,7 +84,7 @@ async def test_reads_across_segments_see_every_offset_once(storage: DiskStorage)
     await fill(log, batches=40, per_batch=5)
     assert log.segment_count > 5
     for start in (0, 7, 99, 150, 199):
-        assert [r.offset for r in log.read(start, 1000, 1 << 30)] == list(range(start, 200))
+        assert [r.offset for r in await log.read(start, 1000, 1 << 30)] == list(range(start, 200))
 
 
 async def test_empty_batch_is_rejected(storage: DiskStorage) -> None:
@@ -120,7 +122,7 @@ async def test_concurrent_appends_share_one_fsync(
     offsets = await asyncio.gather(*(log.append(records(2)) for _ in range(50)))
     assert sorted(offsets) == list(range(0, 100, 2))
     assert 1 <= len(fsyncs) <= 2
-    assert [r.offset for r in log.read(0, 1000, 1 << 20)] == list(range(100))
+    assert [r.offset for r in await log.read(0, 1000, 1 << 20)] == list(range(100))
 
 
 async def test_interval_policy_acknowledges_before_the_fsync(
@@ -154,10 +156,10 @@ async def test_never_policy_fsyncs_only_on_close(
 async def test_offset_for_timestamp(storage: DiskStorage) -> None:
     log = await make_log(storage)
     await fill(log, batches=40, per_batch=5)  # timestamps 1000 + offset
-    assert log.offset_for_timestamp(0) == 0
+    assert await log.offset_for_timestamp(0) == 0
     for offset in (0, 1, 57, 133, 199):
-        assert log.offset_for_timestamp(1_000 + offset) == offset
-    assert log.offset_for_timestamp(5_000) == 200
+        assert await log.offset_for_timestamp(1_000 + offset) == offset
+    assert await log.offset_for_timestamp(5_000) == 200
 
 
 async def test_offset_for_timestamp_with_timestamps_out_of_order(storage: DiskStorage) -> None:
@@ -165,10 +167,10 @@ async def test_offset_for_timestamp_with_timestamps_out_of_order(storage: DiskSt
     stamps = [50, 10, 70, 20, 60, 90, 30]
     for stamp in stamps:
         await log.append([NewRecord(b"k", b"v" * 200, (), stamp)])
-    assert log.offset_for_timestamp(55) == 2
-    assert log.offset_for_timestamp(15) == 0
-    assert log.offset_for_timestamp(80) == 5
-    assert log.offset_for_timestamp(91) == 7
+    assert await log.offset_for_timestamp(55) == 2
+    assert await log.offset_for_timestamp(15) == 0
+    assert await log.offset_for_timestamp(80) == 5
+    assert await log.offset_for_timestamp(91) == 7
 
 
 async def test_retention_by_size_deletes_oldest_whole_segments(storage: DiskStorage) -> None:
@@ -183,8 +185,8 @@ async def test_retention_by_size_deletes_oldest_whole_segments(storage: DiskStor
     assert log.size_bytes >= 3000
     assert log.size_bytes - first.stat().st_size < 3000
     with pytest.raises(OffsetOutOfRange):
-        log.read(0, 1, 100)
-    assert log.read(log.start_offset, 1, 100)[0].offset == log.start_offset
+        await log.read(0, 1, 100)
+    assert (await log.read(log.start_offset, 1, 100))[0].offset == log.start_offset
     assert await storage.logs.apply_retention() == 0
 
 
@@ -195,12 +197,12 @@ async def test_retention_by_time_removes_expired_segments_including_the_active_o
     await fill(log, batches=20, per_batch=3)  # timestamps in 1970: long expired
     assert await storage.logs.apply_retention() > 0
     assert log.start_offset == log.end_offset == 60
-    assert log.read(60, 10, 100) == []
+    assert await log.read(60, 10, 100) == []
     assert await log.append(records(1)) == 60
     fresh = NewRecord(b"k", b"v")  # broker time: not expired
     await log.append([fresh])
     await storage.logs.apply_retention()
-    assert log.read(61, 10, 1000)[0].value == b"v"
+    assert (await log.read(61, 10, 1000))[0].value == b"v"
 
 
 def failing(error: int, after: int = 0) -> Callable[..., int]:
@@ -244,7 +246,7 @@ async def test_failed_write_poisons_the_log_until_reopened(
     assert log_file.stat().st_size == size_before  # the partial write was cut off
     with pytest.raises(LogFailed):
         await log.append(records(1, start=6))
-    assert [r.offset for r in log.read(0, 100, 1 << 20)] == list(range(6))
+    assert [r.offset for r in await log.read(0, 100, 1 << 20)] == list(range(6))
     await storage.close()
     assert not (data_dir / ".clean-shutdown").exists()
 
@@ -252,7 +254,7 @@ async def test_failed_write_poisons_the_log_until_reopened(
     log = storage.logs.partition("t", 0)
     assert log.end_offset == 6
     assert await log.append(records(1, start=6)) == 6
-    assert [r.value for r in log.read(0, 100, 1 << 20)] == [r.value for r in records(7)]
+    assert [r.value for r in await log.read(0, 100, 1 << 20)] == [r.value for r in records(7)]
     await storage.close()
 
 
@@ -274,7 +276,7 @@ async def test_failed_fsync_fails_every_waiting_append_and_is_never_retried(
     assert all(isinstance(result, LogFailed) for result in results)
     assert len(attempts) == 1
     assert log.end_offset == 1
-    assert [r.offset for r in log.read(0, 10, 1 << 20)] == [0]
+    assert [r.offset for r in await log.read(0, 10, 1 << 20)] == [0]
     monkeypatch.undo()
 
 
@@ -315,8 +317,8 @@ async def test_readers_never_see_a_batch_that_is_still_being_written(
     assert await asyncio.to_thread(write_started.wait, 10)
     monkeypatch.setattr(os, "pwrite", real_pwrite)  # the rest of the write goes through
     assert log.end_offset == 2
-    assert [r.offset for r in log.read(0, 100, 1 << 20)] == [0, 1]
-    assert log.read(2, 100, 1 << 20) == []
+    assert [r.offset for r in await log.read(0, 100, 1 << 20)] == [0, 1]
+    assert await log.read(2, 100, 1 << 20) == []
     release.set()
     assert await pending == 2
-    assert [r.offset for r in log.read(0, 100, 1 << 20)] == [0, 1, 2, 3, 4]
+    assert [r.offset for r in await log.read(0, 100, 1 << 20)] == [0, 1, 2, 3, 4]

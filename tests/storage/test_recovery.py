@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from minimq.core.records import Record
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import CorruptLog
-from minimq.storage import FsyncPolicy, Record, TopicConfig, open_storage
-from minimq.storage.batch import parse_header
+from minimq.recordbatch.frames import parse_header
+from minimq.storage import open_storage
 from minimq.storage.partition import DiskPartitionLog
 from tests.storage.conftest import SMALL_SEGMENTS, records
 
@@ -35,8 +37,8 @@ def open_partition(
     return DiskPartitionLog.open(directory, config, FsyncPolicy(), clean=clean)
 
 
-def read_all(log: DiskPartitionLog) -> list[Record]:
-    return log.read(log.start_offset, 1 << 20, 1 << 30)
+async def read_all(log: DiskPartitionLog) -> list[Record]:
+    return await log.read(log.start_offset, 1 << 20, 1 << 30)
 
 
 def segment_files(directory: Path, suffix: str) -> list[Path]:
@@ -60,7 +62,7 @@ async def test_torn_tail_cut_at_every_byte_is_truncated(data_dir: Path, tmp_path
     pristine = tmp_path / "pristine"
     shutil.copytree(directory, pristine)
     with_complete = open_partition(directory, clean=True)
-    expected = read_all(with_complete)[:-1]
+    expected = (await read_all(with_complete))[:-1]
     last_base = expected[-1].offset + 1
     with_complete_end = with_complete.end_offset
     await with_complete.close()
@@ -74,7 +76,7 @@ async def test_torn_tail_cut_at_every_byte_is_truncated(data_dir: Path, tmp_path
         log = open_partition(directory, clean=False)
         try:
             assert log.end_offset == last_base, cut
-            assert read_all(log) == expected, cut
+            assert await read_all(log) == expected, cut
             assert (directory / active.name).stat().st_size == last_start, cut
             assert await log.append(records(1)) == last_base
         finally:
@@ -94,12 +96,14 @@ async def test_bit_flip_in_a_sealed_segment_is_never_served(data_dir: Path) -> N
     storage = await open_storage(data_dir)
     log = storage.logs.partition("t", 0)
     first_damaged = parse_header(data, damaged_at).base_offset
-    assert [r.offset for r in log.read(0, first_damaged, 1 << 20)] == list(range(first_damaged))
+    assert [r.offset for r in await log.read(0, first_damaged, 1 << 20)] == list(
+        range(first_damaged)
+    )
     with pytest.raises(CorruptLog, match=rf"{sealed.name}.*byte {damaged_at}"):
-        log.read(first_damaged, 1, 1 << 20)
+        await log.read(first_damaged, 1, 1 << 20)
     with pytest.raises(CorruptLog):
-        log.read(0, 1000, 1 << 20)
-    assert log.read(log.end_offset - 1, 1, 100)[0].offset == log.end_offset - 1
+        await log.read(0, 1000, 1 << 20)
+    assert (await log.read(log.end_offset - 1, 1, 100))[0].offset == log.end_offset - 1
     await storage.close()
 
     # Once the index must be rebuilt, the whole segment is verified: refuse to open.
@@ -138,8 +142,8 @@ async def test_lost_or_corrupt_indexes_are_rebuilt_identically(data_dir: Path, d
     assert any(before_files.values()), "the test needs non-empty indexes"
     log = open_partition(directory, clean=True, config=config)
     assert log.segment_count > 1
-    before = [log.read(offset, 5, 1 << 20) for offset in range(log.end_offset)]
-    stamps = [log.offset_for_timestamp(1_000 + offset) for offset in range(log.end_offset)]
+    before = [await log.read(offset, 5, 1 << 20) for offset in range(log.end_offset)]
+    stamps = [await log.offset_for_timestamp(1_000 + offset) for offset in range(log.end_offset)]
     await log.close()
 
     for path in segment_files(directory, ".index") + segment_files(directory, ".timeindex"):
@@ -155,8 +159,8 @@ async def test_lost_or_corrupt_indexes_are_rebuilt_identically(data_dir: Path, d
 
     log = open_partition(directory, clean=True, config=config)
     try:
-        assert [log.read(offset, 5, 1 << 20) for offset in range(log.end_offset)] == before
-        assert [log.offset_for_timestamp(1_000 + o) for o in range(log.end_offset)] == stamps
+        assert [await log.read(offset, 5, 1 << 20) for offset in range(log.end_offset)] == before
+        assert [await log.offset_for_timestamp(1_000 + o) for o in range(log.end_offset)] == stamps
     finally:
         await log.close()
     after_files = {
@@ -176,7 +180,7 @@ async def test_leftovers_are_cleaned_at_open(data_dir: Path) -> None:
     (data_dir / "trash" / "gone-123").mkdir(parents=True)
     storage = await open_storage(data_dir)
     try:
-        assert storage.logs.topic_names() == ["t"]
+        assert await storage.logs.topic_names() == ["t"]
         assert not (directory / "00000000000000000000.log.tmp").exists()
         assert not (directory / "00000000000000099999.index").exists()
         assert not (data_dir / "topics" / "half-created").exists()
@@ -200,7 +204,7 @@ async def test_clean_restart_keeps_the_topic_config(data_dir: Path) -> None:
     await storage.close()
     storage = await open_storage(data_dir)
     try:
-        assert storage.logs.topic_config("kept") == config
+        assert await storage.logs.topic_config("kept") == config
         assert storage.logs.partition("kept", 2).fsync == FsyncPolicy.parse("interval:25")
     finally:
         await storage.close()

@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import StorageFull
-from minimq.storage import NewRecord, TopicConfig, open_storage
+from minimq.storage import open_storage
 from minimq.storage.index import SegmentIndex
 
 CONFIG = TopicConfig(partitions=1, segment_bytes=32 * 1024)
@@ -103,9 +105,9 @@ async def test_a_start_on_a_full_disk_rebuilds_indexes_in_memory_and_serves(
             # gone, so that no later open trusts them.
             assert not stale.exists(), f"{stale.name}: a stale index was left"
         log = storage.logs.partition("t", 0)
-        assert [r.value for r in log.read(0, 10_000, 1 << 30)] == values
+        assert [r.value for r in await log.read(0, 10_000, 1 << 30)] == values
         middle = len(values) // 2
-        assert log.read(middle, 1, 1 << 20)[0].value == values[middle]
+        assert (await log.read(middle, 1, 1 << 20))[0].value == values[middle]
 
         with pytest.raises(StorageFull):  # the disk is still full: refused, not acknowledged
             await log.append(batch(999))
@@ -127,6 +129,6 @@ async def test_a_start_on_a_full_disk_rebuilds_indexes_in_memory_and_serves(
     storage = await open_storage(data_dir)
     try:
         log = storage.logs.partition("t", 0)
-        assert [r.value for r in log.read(0, 10_000, 1 << 30)] == values
+        assert [r.value for r in await log.read(0, 10_000, 1 << 30)] == values
     finally:
         await storage.close()

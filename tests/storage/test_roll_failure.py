@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import LogFailed, StorageError, StorageFull
-from minimq.storage import FsyncPolicy, TopicConfig, open_storage
+from minimq.storage import open_storage
 from minimq.storage.engine import CLEAN_SHUTDOWN_FILE
 from minimq.storage.partition import DiskPartitionLog
 from tests.storage.conftest import SMALL_SEGMENTS, records
@@ -60,8 +61,8 @@ def files(log: DiskPartitionLog) -> list[str]:
     return sorted(path.name for path in log.directory.iterdir())
 
 
-def stored(log: DiskPartitionLog) -> list[tuple[int, bytes | None]]:
-    return [(r.offset, r.value) for r in log.read(log.start_offset, 10_000, 1 << 30)]
+async def stored(log: DiskPartitionLog) -> list[tuple[int, bytes | None]]:
+    return [(r.offset, r.value) for r in await log.read(log.start_offset, 10_000, 1 << 30)]
 
 
 @pytest.mark.parametrize("fsync", ["always", "never"])
@@ -103,7 +104,7 @@ async def test_a_roll_that_cannot_create_the_next_segment_leaves_the_log_writabl
     assert not log.failed
     assert (log.segment_count, log.end_offset) == (1, len(acknowledged))
     assert files(log) == before, "a half-created segment was left behind"
-    assert stored(log) == acknowledged
+    assert await stored(log) == acknowledged
 
     # Still failing: refused the same way, never poisoned.
     with pytest.raises(expected) as again:
@@ -117,7 +118,7 @@ async def test_a_roll_that_cannot_create_the_next_segment_leaves_the_log_writabl
         assert await log.append(batch) == number
         acknowledged.append((number, batch[0].value))
     assert log.segment_count == 2
-    assert stored(log) == acknowledged
+    assert await stored(log) == acknowledged
     await storage.close()
     assert (data_dir / CLEAN_SHUTDOWN_FILE).exists()
 
@@ -125,7 +126,7 @@ async def test_a_roll_that_cannot_create_the_next_segment_leaves_the_log_writabl
     (data_dir / CLEAN_SHUTDOWN_FILE).unlink()
     storage = await open_storage(data_dir)
     log = storage.logs.partition("t", 0)
-    assert stored(log) == acknowledged
+    assert await stored(log) == acknowledged
     assert await log.append(records(1, start=len(acknowledged))) == len(acknowledged)
     await storage.close()
 
@@ -147,7 +148,7 @@ async def test_retention_keeps_an_expired_active_segment_it_cannot_roll(
     assert not log.failed
     assert log.segment_count == 1
     assert log.end_offset == 60
-    assert [offset for offset, _ in stored(log)] == list(range(log.start_offset, 60))
+    assert [offset for offset, _ in await stored(log)] == list(range(log.start_offset, 60))
     faults.disarm()
     assert await storage.logs.apply_retention() == 1
     assert log.start_offset == log.end_offset == 60
@@ -192,6 +193,6 @@ async def test_a_failed_fsync_at_roll_still_poisons_the_log(
 
     storage = await open_storage(data_dir)
     log = storage.logs.partition("t", 0)
-    assert stored(log) == acknowledged
+    assert await stored(log) == acknowledged
     assert await log.append(records(1, start=len(acknowledged))) == len(acknowledged)
     await storage.close()

@@ -12,8 +12,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from minimq.storage import NewRecord, TopicConfig, open_storage
-from minimq.storage.batch import encode_batch
+from minimq.core.records import NewRecord
+from minimq.core.topic_config import TopicConfig
+from minimq.recordbatch.frames import encode_batch
+from minimq.storage import open_storage
 from minimq.storage.engine import DiskStorage
 from minimq.storage.partition import DiskPartitionLog
 
@@ -57,7 +59,7 @@ class DiskLogMachine(RuleBasedStateMachine):
         base = self.run(self.log.append(batch))
         assert base == len(self.model)
         self.model.extend((r.key, r.value, r.headers) for r in batch)
-        stored = self.log.read(base, len(batch), 1 << 20)
+        stored = self.run(self.log.read(base, len(batch), 1 << 20))
         self.timestamps.extend(r.timestamp for r in stored)
         for record, new in zip(stored, batch, strict=True):
             assert new.timestamp is None or record.timestamp == new.timestamp
@@ -65,7 +67,7 @@ class DiskLogMachine(RuleBasedStateMachine):
     @rule(data=st.data(), max_records=st.integers(1, 50), max_bytes=st.integers(1, 5000))
     def read(self, data: st.DataObject, max_records: int, max_bytes: int) -> None:
         offset = data.draw(st.integers(self.start, len(self.model)))
-        got = self.log.read(offset, max_records, max_bytes)
+        got = self.run(self.log.read(offset, max_records, max_bytes))
         expected = self.model[offset : offset + max_records]
         assert [(r.key, r.value, r.headers) for r in got] == expected[: len(got)]
         assert [r.offset for r in got] == list(range(offset, offset + len(got)))

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minimq.core.topic_config import FsyncPolicy, TopicConfig, validate_topic_name
 from minimq.errors import (
     InvalidConfig,
     InvalidTopicName,
@@ -15,7 +16,7 @@ from minimq.errors import (
     TopicAlreadyExists,
     TopicNotFound,
 )
-from minimq.storage import FsyncPolicy, TopicConfig, open_storage, validate_topic_name
+from minimq.storage import open_storage
 from minimq.storage.engine import DiskStorage
 from minimq.storage.topics import validate_config
 from tests.storage.conftest import records
@@ -86,8 +87,8 @@ async def test_create_list_and_delete(storage: DiskStorage, data_dir: Path) -> N
     logs = storage.logs
     await logs.create_topic("b.topic", TopicConfig(partitions=2))
     await logs.create_topic("a_topic", TopicConfig(fsync=FsyncPolicy.parse("never")))
-    assert logs.topic_names() == ["a_topic", "b.topic"]
-    assert logs.topic_config("b.topic").partitions == 2
+    assert await logs.topic_names() == ["a_topic", "b.topic"]
+    assert (await logs.topic_config("b.topic")).partitions == 2
     with pytest.raises(TopicAlreadyExists):
         await logs.create_topic("a_topic", TopicConfig())
     with pytest.raises(PartitionNotFound):
@@ -98,10 +99,10 @@ async def test_create_list_and_delete(storage: DiskStorage, data_dir: Path) -> N
     assert (data_dir / "topics" / "b.topic" / "1" / ("0" * 20 + ".log")).stat().st_size > 0
 
     await logs.delete_topic("b.topic")
-    assert logs.topic_names() == ["a_topic"]
+    assert await logs.topic_names() == ["a_topic"]
     assert not (data_dir / "topics" / "b.topic").exists()
     with pytest.raises(TopicNotFound):
-        logs.topic_config("b.topic")
+        await logs.topic_config("b.topic")
     with pytest.raises(TopicNotFound):
         await logs.delete_topic("b.topic")
     await logs.create_topic("b.topic", TopicConfig())
@@ -117,8 +118,8 @@ async def test_timestamp_bounds_are_persisted_with_the_topic(data_dir: Path) -> 
     await storage.logs.create_topic("inherits", TopicConfig())
     await storage.close()
     storage = await open_storage(data_dir)
-    assert storage.logs.topic_config("bounded") == bounded
-    assert storage.logs.topic_config("inherits") == TopicConfig()
+    assert await storage.logs.topic_config("bounded") == bounded
+    assert await storage.logs.topic_config("inherits") == TopicConfig()
     await storage.close()
 
 
@@ -132,6 +133,6 @@ async def test_a_topic_json_from_before_the_timestamp_bounds_still_opens(data_di
     path.write_text(json.dumps(document))
     storage = await open_storage(data_dir)
     # Read as "the broker-wide default", not rebuilt as unreadable metadata.
-    assert storage.logs.topic_config("old") == TopicConfig(partitions=2, retention_ms=5_000)
+    assert await storage.logs.topic_config("old") == TopicConfig(partitions=2, retention_ms=5_000)
     assert not path.with_name("topic.json.bad").exists()
     await storage.close()

@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from minimq.storage import TopicConfig, open_storage
+from minimq.core.topic_config import TopicConfig
+from minimq.storage import open_storage
 
 TOPIC = "mixed"
 

@@ -71,6 +71,10 @@ class BrokerProcess:
     The Kafka listener is off (``--kafka-port 0``) unless the test asks for it
     with ``kafka=True`` (a free port) or ``kafka_port=N``; it is bound before
     HTTP, so it is up once ``start()`` returns (``kafka_bootstrap``).
+
+    ``backend="nats://h1:4222,h2:4222"`` runs it as a gateway over a JetStream
+    cluster (``--backend``; ``nats_namespace`` gives ``--nats-namespace``): the
+    data directory then holds no records, only the log file next to it.
     """
 
     def __init__(
@@ -81,8 +85,12 @@ class BrokerProcess:
         env: dict[str, str] | None = None,
         kafka: bool = False,
         kafka_port: int | None = None,
+        backend: str | None = None,
+        nats_namespace: str | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.backend = backend
+        self.nats_namespace = nats_namespace
         self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.kafka_port: int | None = kafka_port or (free_port() if kafka else None)
@@ -137,6 +145,8 @@ class BrokerProcess:
                 str(self.data_dir),
                 "--kafka-port",
                 str(self.kafka_port or 0),
+                *(["--backend", self.backend] if self.backend else []),
+                *(["--nats-namespace", self.nats_namespace] if self.nats_namespace else []),
                 *self.extra_args,
             ],
             stdout=log,

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minimq.client import RawFetchPage
+from minimq.core.records import ClientBytes, Record
 from minimq.server import serialize
-from minimq.storage.api import ClientBytes, Record
 from minimq.ui.search import FieldCondition, SearchQuery
 
 # Strict JSON as a Kafka client may spell it: the broker sends it verbatim.

@@ -12,6 +12,7 @@ import math
 import time
 from pathlib import Path
 
+from minimq.bench.cluster.splice import carry_over
 from minimq.bench.peers.base import Durability
 from minimq.bench.results import CPU_UNIT, Cell, Metric, Results, all_metrics
 from minimq.bench.targets import MINIMQ, MINIMQ_AIOHTTP, check_targets, growth_median
@@ -277,7 +278,9 @@ def render(results: Results, charts: list[str], command: str, analysis: str) -> 
 
 
 def write_report(results: Results, output: Path, charts: list[str], command: str) -> None:
-    """Write the report to ``output``, keeping the analysis section of the previous one."""
+    """Write the report to ``output``, keeping the analysis section of the previous one and
+    its cluster section (``minimq bench --cluster`` writes that one)."""
     analysis = existing_analysis(output)
+    text = carry_over(output, render(results, charts, command, analysis))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render(results, charts, command, analysis), encoding="utf-8")
+    output.write_text(text, encoding="utf-8")

@@ -20,9 +20,14 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from minimq.bench.peers.base import Session
 from minimq.bench.settings import Settings
+
+if TYPE_CHECKING:
+    # Annotations only: at run time this import would close a cycle (peers -> the MiniMQ
+    # peer -> kafka_workloads -> workloads) for a process whose first import is this module.
+    from minimq.bench.peers.base import Session
 
 SEQUENCE_DIGITS = 12
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +14,20 @@ from minimq.cli.options import add_token_option
 from minimq.core.header_limits import DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADERS
 from minimq.core.idempotency import DEFAULT_KEYS_PER_TOPIC, DEFAULT_MAX_KEYS, DEFAULT_WINDOW_MS
 from minimq.core.timestamps import DEFAULT_AFTER_MAX_MS, DEFAULT_BEFORE_MAX_MS
+from minimq.core.topic_config import UNBOUNDED_MS, FsyncPolicy
 from minimq.environment import env, one_of, port, port_or_off, switch
 from minimq.errors import InvalidConfig
 from minimq.kafka.settings import DEFAULT_MAX_REQUEST_BYTES
-from minimq.server.config import MIB, BrokerConfig
+from minimq.server.config import MIB, BrokerConfig, advertised_url, nats_servers
 from minimq.server.process import serve
-from minimq.storage.api import UNBOUNDED_MS, FsyncPolicy
 from minimq.storage.limits import (
     DEFAULT_MAX_OPEN_SEGMENT_FILES,
     DEFAULT_MAX_PARTITIONS,
     DEFAULT_MAX_TOPICS,
 )
+
+# What NATS stream, subject and KV bucket names can all carry as a prefix.
+NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def register(subparsers: Any) -> None:
@@ -36,6 +40,26 @@ def register(subparsers: Any) -> None:
         type=Path,
         default=Path(env("MINIMQ_DATA_DIR", "./minimq-data") or ""),
         help="data directory (env MINIMQ_DATA_DIR; default %(default)s)",
+    )
+    add(
+        "--backend",
+        default=env("MINIMQ_BACKEND", "") or "",
+        help="where the log lives: empty for the data directory, or nats://host:port[,host:port"
+        "...] for a NATS JetStream cluster shared by stateless brokers (env MINIMQ_BACKEND;"
+        " default: the data directory)",
+    )
+    add(
+        "--replicas",
+        type=int,
+        default=int(env("MINIMQ_REPLICAS") or 3),
+        help="JetStream replicas of each partition's stream and of the KV buckets, with"
+        " --backend nats://... (env MINIMQ_REPLICAS; default %(default)s)",
+    )
+    add(
+        "--nats-namespace",
+        default=env("MINIMQ_NATS_NAMESPACE", "minimq") or "minimq",
+        help="prefix of every JetStream stream, subject and KV bucket of this deployment, with"
+        " --backend nats://... (env MINIMQ_NATS_NAMESPACE; default %(default)s)",
     )
     add(
         "--host",
@@ -97,6 +121,22 @@ def register(subparsers: Any) -> None:
         type=float,
         default=float(env("MINIMQ_REQUEST_TIMEOUT") or 30),
         help="seconds a client may take to send its body (env MINIMQ_REQUEST_TIMEOUT)",
+    )
+    add(
+        "--advertised-url",
+        default=env("MINIMQ_ADVERTISED_URL", "") or "",
+        help="this broker's HTTP base URL as other brokers over the same --backend reach it"
+        " (they forward group requests to a group's coordinator); a bare host means"
+        " http://host:<--port> (env MINIMQ_ADVERTISED_URL; default http://<--host>:<--port>,"
+        " with 127.0.0.1 for a wildcard --host)",
+    )
+    add(
+        "--group-lease-ms",
+        type=int,
+        default=int(env("MINIMQ_GROUP_LEASE_MS") or 10_000),
+        help="with --backend nats://...: how long a broker's ownership of a consumer group"
+        " lasts unless renewed; after a broker dies, another takes its groups over within"
+        " this time (env MINIMQ_GROUP_LEASE_MS; default %(default)s)",
     )
     add(
         "--session-timeout-ms",
@@ -255,12 +295,14 @@ def register(subparsers: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> BrokerConfig:
     positive = {
         "--port": args.port,
+        "--replicas": args.replicas,
         "--default-partitions": args.default_partitions,
         "--max-body-bytes": args.max_body_bytes,
         "--max-record-bytes": args.max_record_bytes,
         "--max-record-headers": args.max_record_headers,
         "--max-record-header-bytes": args.max_record_header_bytes,
         "--session-timeout-ms": args.session_timeout_ms,
+        "--group-lease-ms": args.group_lease_ms,
         "--max-topics": args.max_topics,
         "--max-partitions": args.max_partitions,
         "--max-open-segment-files": args.max_open_segment_files,
@@ -290,8 +332,18 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
     for flag, value in bounds.items():
         if not 0 <= value <= UNBOUNDED_MS:
             raise InvalidConfig(f"{flag} must be 0-{UNBOUNDED_MS}, not {value}")
+    nats_servers(args.backend)  # InvalidConfig for a value that names no backend
+    advertised_url(args.advertised_url, args.port)  # InvalidConfig for one that is no URL
+    if not NAMESPACE.fullmatch(args.nats_namespace):
+        raise InvalidConfig(
+            "--nats-namespace must be 1-64 characters of A-Z a-z 0-9 _ -,"
+            f" not {args.nats_namespace!r}"
+        )
     return BrokerConfig(
         data_dir=args.data_dir,
+        backend=args.backend.strip(),
+        replicas=args.replicas,
+        nats_namespace=args.nats_namespace,
         host=args.host,
         port=args.port,
         fsync=FsyncPolicy.parse(args.fsync),
@@ -304,6 +356,8 @@ def config_from_args(args: argparse.Namespace) -> BrokerConfig:
         max_record_header_bytes=args.max_record_header_bytes,
         request_timeout_s=args.request_timeout,
         session_timeout_ms=args.session_timeout_ms,
+        advertised_url=args.advertised_url.strip(),
+        group_lease_ms=args.group_lease_ms,
         max_connections=args.max_connections,
         max_connections_per_address=args.max_connections_per_address,
         reserved_connections=args.reserved_connections,

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from minimq.environment import env, http_url
+from minimq.environment import env, http_urls
 
 
 def add_broker_url_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker-url",
-        type=http_url,
+        type=http_urls,
         default=env("MINIMQ_BROKER_URL", "http://localhost:5000"),
-        help="broker base URL (env MINIMQ_BROKER_URL; default %(default)s)",
+        help="broker base URL, or several comma-separated to fail over between"
+        " (env MINIMQ_BROKER_URL; default %(default)s)",
     )
 
 

@@ -27,7 +27,8 @@ from yarl import URL
 
 from minimq.client import _calls
 from minimq.client._calls import UNCHANGED, Call, OffsetSpec, ResetTarget, Setting
-from minimq.client._client import DEFAULT_BROKER_URL
+from minimq.client._client import DEFAULT_BROKER_URL, STREAM_SILENCE_LIMIT
+from minimq.client._failover import BrokerList, CallAttempts
 from minimq.client._models import (
     FetchResult,
     GroupFetchResult,
@@ -40,6 +41,7 @@ from minimq.client._models import (
 )
 from minimq.client._raw_fetch import RawFetchPage
 from minimq.client._sse import SSEDecoder
+from minimq.client._stream_position import StreamPosition
 from minimq.client._transport import (
     Failure,
     RetryPolicy,
@@ -48,7 +50,6 @@ from minimq.client._transport import (
     error_from_body,
     read_timeout,
     request_headers,
-    unavailable,
 )
 
 # Errors raised before a single byte of the request went out.
@@ -58,7 +59,8 @@ T = TypeVar("T")
 
 
 class AsyncClient:
-    """Async twin of :class:`~minimq.client.Client`; see it for errors, timeouts and retries.
+    """Async twin of :class:`~minimq.client.Client`; see it for broker URLs, errors,
+    timeouts, retries and failover.
 
     ``max_connections`` bounds the keep-alive pool (and so the requests in
     flight at once; further calls wait for a free connection within ``timeout``).
@@ -66,14 +68,14 @@ class AsyncClient:
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BROKER_URL,
+        base_url: str | Sequence[str] = DEFAULT_BROKER_URL,
         *,
         token: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
         max_connections: int = 100,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self._brokers = BrokerList(base_url)
         self.timeout = timeout
         self._retry = RetryPolicy(retries=retries)
         self._headers = request_headers(token)
@@ -90,9 +92,19 @@ class AsyncClient:
             )
         return self._session
 
-    def _url(self, path: str) -> URL:
+    @property
+    def base_url(self) -> str:
+        """The broker URL calls go to now (the first one until it fails)."""
+        return self._brokers.urls[self._brokers.current]
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """Every broker URL this client may use, in the order it tries them."""
+        return self._brokers.urls
+
+    def _url(self, index: int, path: str) -> URL:
         # Paths come from _calls with every segment already percent-encoded.
-        return URL(self.base_url + path, encoded=True)
+        return URL(self._brokers.urls[index] + path, encoded=True)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -112,16 +124,17 @@ class AsyncClient:
 
     async def _send(self, call: Call[T]) -> T:
         content, headers = encode_body(call)
-        url = self._url(call.path)
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.timeout, sock_read=read_timeout(self.timeout, call)
         )
-        attempt = 0
+        attempts = CallAttempts(self._brokers, self._retry, call)
         while True:
+            index = attempts.target()
+            delay: float | None
             try:
                 async with self._http().request(
                     call.method,
-                    url,
+                    self._url(index, call.path),
                     params=call.params or None,
                     data=content,
                     headers=headers,
@@ -132,15 +145,12 @@ class AsyncClient:
                 failure = (
                     Failure.NOT_SENT if isinstance(exc, _NOT_SENT) else Failure.MAYBE_PROCESSED
                 )
-                delay = self._retry.delay_after_error(call, failure, attempt)
-                if delay is None:
-                    raise unavailable(self.base_url, exc) from exc
+                delay = attempts.after_error(index, failure, exc)
             else:
-                delay = self._retry.delay_after_status(call, status, attempt)
+                delay = attempts.after_status(index, status)
                 if delay is None:
                     return decode_body(call, status, reason or "", body)
             await asyncio.sleep(delay)
-            attempt += 1
 
     async def health(self) -> dict[str, Any]:
         return await self._send(_calls.health())
@@ -375,39 +385,62 @@ class AsyncClient:
         """Records of ``topic`` as they are appended (server-sent events).
 
         Ends when the broker closes the stream or, with ``timeout``, as soon as
-        no record arrived for ``timeout`` seconds.  ``aclose()`` closes the
-        connection.
+        no record arrived for ``timeout`` seconds.  A connection that breaks is
+        opened again, on the next broker URL when there are several, carrying
+        on after the last record delivered.  ``aclose()`` closes the connection.
         """
-        path, params = _calls.stream_request(topic, start=start, partition=partition)
-        decoder = SSEDecoder()
-        # No read timeout on the connection: an idle topic is not a broken broker.
-        no_read_limit = aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=None)
-        try:
-            async with self._http().get(
-                self._url(path), params=params, timeout=no_read_limit
-            ) as response:
-                if response.status >= 400:
-                    body = await response.read()
-                    raise error_from_body(response.status, response.reason or "", body)
-                chunks = response.content.iter_any()
-                while True:
-                    try:
-                        async with asyncio.timeout(timeout):
-                            records = await _next_records(chunks, decoder)
-                    except TimeoutError:
-                        return
-                    if not records:
-                        return
-                    for record in records:
-                        yield record
-        except aiohttp.ClientError as exc:
-            raise unavailable(self.base_url, exc) from exc
+        position = StreamPosition(topic, start, partition)
+        if position.needs_end_offsets:
+            position.start_at_ends(await self.describe_topic(topic))
+        # The failover rules of a read; started afresh whenever records arrive.
+        attempts = CallAttempts(self._brokers, self._retry, _calls.stream_call(topic))
+        # The idle limit is applied per wait below; the connection's own read
+        # limit only catches a broker gone without closing it.
+        connection_timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.timeout, sock_read=STREAM_SILENCE_LIMIT
+        )
+        while True:
+            index = attempts.target()
+            path, params = position.request()
+            try:
+                async with self._http().get(
+                    self._url(index, path), params=params, timeout=connection_timeout
+                ) as response:
+                    if response.status >= 400:
+                        body = await response.read()
+                        delay = attempts.after_status(index, response.status)
+                        if delay is None:
+                            raise error_from_body(response.status, response.reason or "", body)
+                        await asyncio.sleep(delay)
+                        continue
+                    decoder = SSEDecoder()
+                    chunks = response.content.iter_any()
+                    while True:
+                        try:
+                            async with asyncio.timeout(timeout):
+                                records = await _next_records(chunks, decoder, position)
+                        except TimeoutError:
+                            if timeout is not None:
+                                return
+                            raise
+                        if not records:
+                            return
+                        attempts = attempts.restarted()
+                        for record in records:
+                            yield record
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                failure = (
+                    Failure.NOT_SENT if isinstance(exc, _NOT_SENT) else Failure.MAYBE_PROCESSED
+                )
+                await asyncio.sleep(attempts.after_error(index, failure, exc))
 
 
-async def _next_records(chunks: AsyncIterator[bytes], decoder: SSEDecoder) -> list[Record]:
-    """The records completed by the next chunk(s) that complete any; ``[]`` at the end."""
+async def _next_records(
+    chunks: AsyncIterator[bytes], decoder: SSEDecoder, position: StreamPosition
+) -> list[Record]:
+    """The new records completed by the next chunk(s) that complete any; ``[]`` at the end."""
     async for chunk in chunks:
-        records = decoder.feed_bytes(chunk)
+        records = position.admit(decoder.feed_bytes(chunk))
         if records:
             return records
     return []

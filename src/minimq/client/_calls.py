@@ -356,3 +356,8 @@ def stream_request(
     if partition is not None:
         params["partition"] = partition
     return f"/v1/topics/{segment(topic)}/stream", params
+
+
+def stream_call(topic: str) -> Call[None]:
+    """The stream as a call, for the failover rules: a read, safe to open again anywhere."""
+    return Call("GET", f"/v1/topics/{segment(topic)}/stream", _nothing, idempotent=True)

@@ -8,8 +8,8 @@ broker (``bench/client.py``, p50): httpx 0.91 ms, urllib3 0.49 ms,
 ``http.client`` 0.40 ms.  urllib3 is within 0.1 ms of the bare standard
 library while providing what the client needs: a thread-safe pool, connect
 and read timeouts, streaming bodies and TLS.  Its own retries and redirects
-are switched off; retrying is :class:`~minimq.client._transport.RetryPolicy`'s
-job.
+are switched off; retrying, and failing over to another broker URL, is
+:mod:`minimq.client._failover`'s job.  Each broker URL has its own pool.
 
 Concurrency contract: a ``Client`` is thread-safe (urllib3's pool is), so one
 instance may be shared by many threads; each call borrows a pooled keep-alive
@@ -31,6 +31,7 @@ from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionErro
 
 from minimq.client import _calls
 from minimq.client._calls import UNCHANGED, Call, OffsetSpec, ResetTarget, Setting
+from minimq.client._failover import BrokerList, CallAttempts
 from minimq.client._models import (
     FetchResult,
     GroupFetchResult,
@@ -43,6 +44,7 @@ from minimq.client._models import (
 )
 from minimq.client._raw_fetch import RawFetchPage
 from minimq.client._sse import SSEDecoder
+from minimq.client._stream_position import StreamPosition
 from minimq.client._transport import (
     Failure,
     RetryPolicy,
@@ -51,7 +53,6 @@ from minimq.client._transport import (
     error_from_body,
     read_timeout,
     request_headers,
-    unavailable,
 )
 
 # Errors raised before a single byte of the request went out (NewConnectionError,
@@ -62,40 +63,68 @@ T = TypeVar("T")
 
 DEFAULT_BROKER_URL = "http://localhost:5000"
 
+# A stream without its own timeout still gives up on a connection that sent
+# nothing, not even the broker's keep-alive every 15 s, for this long: the
+# broker is gone without closing it (a host lost), so the stream fails over.
+STREAM_SILENCE_LIMIT = 45.0
+
 
 class Client:
-    """Talks to one broker.  Broker errors raise the typed :mod:`minimq.errors` classes;
-    an unreachable broker raises :class:`~minimq.errors.BrokerUnavailable`.
+    """Talks to a broker, or to any of several interchangeable ones.
+
+    ``base_url`` is one broker URL, or several (a sequence, or one string of
+    comma-separated URLs such as ``"http://a:5000,http://b:5000"``): gateways
+    over one cluster.  Calls stick to one of them and move to the next when it
+    fails, resending a call only where that is safe (see
+    :mod:`minimq.client._failover`).  A malformed URL raises ``ValueError``.
+
+    Broker errors raise the typed :mod:`minimq.errors` classes; no broker
+    answering raises :class:`~minimq.errors.BrokerUnavailable` naming every
+    URL tried, and a call that is not safe to resend and got no answer raises
+    :class:`~minimq.errors.OutcomeUnknown`.
 
     ``timeout`` bounds connecting, sending and waiting for each answer (long
     polls add their ``wait_ms``); ``retries`` is how many more attempts a call
-    gets when that is safe (see :mod:`minimq.client._transport`).
+    gets, with backoff, after it was tried once on every URL.
     """
 
     def __init__(
         self,
-        base_url: str = DEFAULT_BROKER_URL,
+        base_url: str | Sequence[str] = DEFAULT_BROKER_URL,
         *,
         token: str | None = None,
         timeout: float = 10.0,
         retries: int = 3,
         max_connections: int = 20,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self._brokers = BrokerList(base_url)
         self.timeout = timeout
         self._retry = RetryPolicy(retries=retries)
         self._headers = request_headers(token)
-        self._prefix = urllib3.util.parse_url(self.base_url).path or ""
-        self._pool = urllib3.connection_from_url(
-            self.base_url, maxsize=max_connections, block=False, retries=False
-        )
+        self._prefixes = [urllib3.util.parse_url(url).path or "" for url in self._brokers.urls]
+        self._pools = [
+            urllib3.connection_from_url(url, maxsize=max_connections, block=False, retries=False)
+            for url in self._brokers.urls
+        ]
+
+    @property
+    def base_url(self) -> str:
+        """The broker URL calls go to now (the first one until it fails)."""
+        return self._brokers.urls[self._brokers.current]
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """Every broker URL this client may use, in the order it tries them."""
+        return self._brokers.urls
 
     def close(self) -> None:
-        self._pool.close()
+        for pool in self._pools:
+            pool.close()
 
-    def _target(self, path: str, params: Mapping[str, _calls.QueryValue]) -> str:
+    def _target(self, index: int, path: str, params: Mapping[str, _calls.QueryValue]) -> str:
         # Paths come from _calls with every segment already percent-encoded.
-        return f"{self._prefix}{path}?{urlencode(params)}" if params else self._prefix + path
+        prefix = self._prefixes[index]
+        return f"{prefix}{path}?{urlencode(params)}" if params else prefix + path
 
     def __enter__(self) -> Client:
         return self
@@ -110,15 +139,16 @@ class Client:
 
     def _send(self, call: Call[T]) -> T:
         content, content_headers = encode_body(call)
-        target = self._target(call.path, call.params)
         headers = {**self._headers, **content_headers}
         timeout = urllib3.Timeout(connect=self.timeout, read=read_timeout(self.timeout, call))
-        attempt = 0
+        attempts = CallAttempts(self._brokers, self._retry, call)
         while True:
+            index = attempts.target()
+            delay: float | None
             try:
-                response = self._pool.urlopen(
+                response = self._pools[index].urlopen(
                     call.method,
-                    target,
+                    self._target(index, call.path, call.params),
                     body=content,
                     headers=headers,
                     timeout=timeout,
@@ -128,15 +158,12 @@ class Client:
                 failure = (
                     Failure.NOT_SENT if isinstance(exc, _NOT_SENT) else Failure.MAYBE_PROCESSED
                 )
-                delay = self._retry.delay_after_error(call, failure, attempt)
-                if delay is None:
-                    raise unavailable(self.base_url, exc) from exc
+                delay = attempts.after_error(index, failure, exc)
             else:
-                delay = self._retry.delay_after_status(call, response.status, attempt)
+                delay = attempts.after_status(index, response.status)
                 if delay is None:
                     return decode_body(call, response.status, response.reason or "", response.data)
             time.sleep(delay)
-            attempt += 1
 
     def health(self) -> dict[str, Any]:
         return self._send(_calls.health())
@@ -377,39 +404,61 @@ class Client:
         ``timeout``, once no record arrived for ``timeout`` seconds; since a
         blocking read can only be bounded per read, it may end up to
         ``min(timeout, 15)`` seconds later (the broker's keep-alive period).
-        Closing the generator (``close()``, ``break`` in a ``with
-        contextlib.closing(...)``, garbage collection) closes the connection.
+        A connection that breaks is opened again, on the next broker URL when
+        there are several, carrying on after the last record delivered
+        (:mod:`minimq.client._stream_position`).  Closing the generator
+        (``close()``, ``break`` in a ``with contextlib.closing(...)``, garbage
+        collection) closes the connection.
         """
-        path, params = _calls.stream_request(topic, start=start, partition=partition)
-        decoder = SSEDecoder()
-        try:
-            response = self._pool.urlopen(
-                "GET",
-                self._target(path, params),
-                headers=self._headers,
-                timeout=urllib3.Timeout(connect=self.timeout, read=timeout),
-                redirect=False,
-                preload_content=False,
-            )
-        except HTTPError as exc:
-            raise unavailable(self.base_url, exc) from exc
-        try:
-            if response.status >= 400:
-                raise error_from_body(response.status, response.reason or "", response.read())
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while chunk := response.read1(65536):
-                records = decoder.feed_bytes(chunk)
-                yield from records
-                if records:
-                    deadline = None if timeout is None else time.monotonic() + timeout
-                elif deadline is not None and time.monotonic() >= deadline:
+        position = StreamPosition(topic, start, partition)
+        if position.needs_end_offsets:
+            position.start_at_ends(self.describe_topic(topic))
+        # The failover rules of a read; started afresh whenever records arrive.
+        attempts = CallAttempts(self._brokers, self._retry, _calls.stream_call(topic))
+        while True:
+            index = attempts.target()
+            path, params = position.request()
+            silence = STREAM_SILENCE_LIMIT if timeout is None else timeout
+            try:
+                response = self._pools[index].urlopen(
+                    "GET",
+                    self._target(index, path, params),
+                    headers=self._headers,
+                    timeout=urllib3.Timeout(connect=self.timeout, read=silence),
+                    redirect=False,
+                    preload_content=False,
+                )
+            except HTTPError as exc:
+                time.sleep(attempts.after_error(index, Failure.NOT_SENT, exc))
+                continue
+            try:
+                if response.status >= 400:
+                    delay = attempts.after_status(index, response.status)
+                    if delay is None:
+                        raise error_from_body(
+                            response.status, response.reason or "", response.read()
+                        )
+                    time.sleep(delay)
+                    continue
+                decoder = SSEDecoder()
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while chunk := response.read1(65536):
+                    records = position.admit(decoder.feed_bytes(chunk))
+                    yield from records
+                    if records:
+                        attempts = attempts.restarted()
+                        deadline = None if timeout is None else time.monotonic() + timeout
+                    elif deadline is not None and time.monotonic() >= deadline:
+                        return
+                return
+            except ReadTimeoutError as exc:
+                if timeout is not None:
                     return
-        except ReadTimeoutError:
-            return
-        except HTTPError as exc:
-            raise unavailable(self.base_url, exc) from exc
-        finally:
-            # An unfinished event stream cannot be reused: close it, then give
-            # the (now closed) connection's slot back to the pool.
-            response.close()
-            response.release_conn()
+                time.sleep(attempts.after_error(index, Failure.MAYBE_PROCESSED, exc))
+            except HTTPError as exc:
+                time.sleep(attempts.after_error(index, Failure.MAYBE_PROCESSED, exc))
+            finally:
+                # An unfinished event stream cannot be reused: close it, then give
+                # the (now closed) connection's slot back to the pool.
+                response.close()
+                response.release_conn()

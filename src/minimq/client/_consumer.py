@@ -20,7 +20,10 @@ therefore re-delivers at most the records since the last commit, never skips
 one.  A poll whose answer is lost (timeout, dropped connection) may still
 have been served, moving the broker's positions past records never seen
 here; the next poll therefore commits what was already returned and rejoins
-as a new member, reading again from the committed offsets.  (As in Kafka, a
+as a new member, reading again from the committed offsets.  Given several
+broker URLs, a poll whose broker went away while it waited does that at
+once through the next broker and fetches again, so the application sees no
+error, only (at worst) records since the last commit again.  (As in Kafka, a
 commit covers the whole last poll: call ``commit()`` or ``close()`` only once
 its records are processed.)  ``close()`` commits and leaves the group so its
 partitions move to the other members at once rather than after the session
@@ -58,7 +61,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 from minimq.client._client import Client
@@ -84,7 +87,7 @@ class Consumer:
 
     def __init__(
         self,
-        client_or_url: Client | str,
+        client_or_url: Client | str | Sequence[str],
         group: str,
         topic: str,
         *,
@@ -98,9 +101,11 @@ class Consumer:
     ) -> None:
         if heartbeat_interval_ms <= 0 or max_poll_interval_ms <= 0:
             raise ValueError("heartbeat_interval_ms and max_poll_interval_ms must be positive")
-        self._owns_client = isinstance(client_or_url, str)
+        self._owns_client = isinstance(client_or_url, str | Sequence)
         self._client = (
-            Client(client_or_url, token=token) if isinstance(client_or_url, str) else client_or_url
+            Client(client_or_url, token=token)
+            if isinstance(client_or_url, str | Sequence)
+            else client_or_url
         )
         self.group = group
         self.topic = topic
@@ -169,25 +174,27 @@ class Consumer:
         if rejoin:
             self._rejoin(fresh_id)
         try:
+            result = self._fetch_across_rebalance(timeout_ms, max_records)
+        except BrokerUnavailable as exc:
+            self._answer_lost()
+            if len(self._client.base_urls) == 1:
+                raise
+            # The client moved on to another broker: rejoin there and fetch again at
+            # once, so a long poll carries on through a gateway lost while it waited.
+            log.warning(
+                "fetch for group %r got no answer (%s); rejoining through %s",
+                self.group,
+                exc.message,
+                self._client.base_url,
+            )
+            self._rejoin(fresh_id=True)
             try:
-                result = self._fetch(timeout_ms, max_records)
-            except MemberFenced as exc:
-                # A rebalance happened: rejoin and fetch once more in the new generation,
-                # so a poll across a rebalance still returns what is there.
-                log.info("group %r rebalanced (%s); rejoining", self.group, exc.code)
-                self._fenced()
-                self._rejoin(fresh_id=False)
-                try:
-                    result = self._fetch(timeout_ms, max_records)
-                except MemberFenced:
-                    self._fenced()
-                    return []
-        except BrokerUnavailable:
-            # The broker may have served this fetch and moved the member's positions
-            # past records whose answer never arrived: rejoin before fetching again.
-            with self._lock:
-                self._rejoin_needed = self._fresh_id_needed = True
-            raise
+                result = self._fetch_across_rebalance(timeout_ms, max_records)
+            except BrokerUnavailable:
+                self._answer_lost()
+                raise
+        if result is None:
+            return []
         with self._lock:
             self._polls += 1
             self.last_poll_generation = result.generation
@@ -197,6 +204,32 @@ class Consumer:
                 self._record_assignment(result.assignment)
                 self._positions.update(result.positions)
         return result.records
+
+    def _fetch_across_rebalance(
+        self, timeout_ms: int, max_records: int | None
+    ) -> GroupFetchResult | None:
+        """A fetch that rejoins and fetches once more when a rebalance refused it.
+
+        So a poll across a rebalance still returns what is there; ``None``
+        when the new generation is already over too.
+        """
+        try:
+            return self._fetch(timeout_ms, max_records)
+        except MemberFenced as exc:
+            log.info("group %r rebalanced (%s); rejoining", self.group, exc.code)
+            self._fenced()
+            self._rejoin(fresh_id=False)
+            try:
+                return self._fetch(timeout_ms, max_records)
+            except MemberFenced:
+                self._fenced()
+                return None
+
+    def _answer_lost(self) -> None:
+        """A fetch got no answer; the broker may have served it and moved the member's
+        positions past records never seen here: rejoin as a new member before fetching."""
+        with self._lock:
+            self._rejoin_needed = self._fresh_id_needed = True
 
     def _fetch(self, timeout_ms: int, max_records: int | None) -> GroupFetchResult:
         with self._lock:

@@ -31,9 +31,13 @@ several partitions, one of which failed) the retry stores only what is
 missing.  That holds while the key is in the broker's window (10 minutes and
 10,000 keys per topic by default) and the broker does not restart between two
 attempts; a retry after a broker crash may store the batch twice, so delivery
-is at-least-once, and exactly-once while the broker stays up.  Other errors
-(unknown topic with auto-creation off, a record over the size limit, ...) fail
-the futures of that batch.
+is at-least-once, and exactly-once while the broker stays up.  Given several
+broker URLs, a retry may go to another broker (:mod:`minimq.client._failover`):
+it is stored once only where the brokers share their window of keys, and a
+retry through another broker after a lost answer may otherwise store the
+batch twice (at-least-once again).  Other errors (unknown topic with
+auto-creation off, a record over the size limit, ...) fail the futures of
+that batch.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,7 +96,7 @@ class Producer:
 
     def __init__(
         self,
-        client_or_url: Client | str,
+        client_or_url: Client | str | Sequence[str],
         *,
         token: str | None = None,
         linger_ms: float = 5,
@@ -107,10 +111,12 @@ class Producer:
     ) -> None:
         if min(max_batch_records, buffer_records, max_in_flight) < 1:
             raise ValueError("max_batch_records, buffer_records and max_in_flight must be positive")
-        self._owns_client = isinstance(client_or_url, str)
+        self._owns_client = isinstance(client_or_url, str | Sequence)
+        # retries=0: this producer retries batches itself (below); each attempt
+        # still tries every broker URL once (minimq.client._failover).
         self._client = (
             Client(client_or_url, token=token, timeout=request_timeout, retries=0)
-            if isinstance(client_or_url, str)
+            if isinstance(client_or_url, str | Sequence)
             else client_or_url
         )
         self._linger = linger_ms / 1000

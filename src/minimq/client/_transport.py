@@ -1,4 +1,4 @@
-"""What the sync and async clients share around the I/O: headers, errors, retries.
+"""What the sync and async clients share around the I/O: headers, errors, backoff.
 
 Nothing here depends on an HTTP library: each client classifies its own
 library's exceptions into a :class:`Failure` and hands over status, reason and
@@ -6,15 +6,12 @@ body bytes.  Errors are translated here and only here::
 
     broker answered {"error": {"code", "message"}}   -> error_for_code(code)  (typed MiniMQError)
     broker answered some other 4xx/5xx               -> by status, message = body excerpt
-    connection refused / reset / timed out           -> BrokerUnavailable
+    connection refused / reset / timed out           -> BrokerUnavailable, or OutcomeUnknown
+                                                        (see minimq.client._failover)
 
-Retry policy (:class:`RetryPolicy`): a request that provably never reached
-the broker (:attr:`Failure.NOT_SENT`: connect failed, no pooled connection in
-time) is retried whatever it is; one that may have been processed
-(:attr:`Failure.MAYBE_PROCESSED`: read timeout, dropped connection, or a 503)
-is retried only when the :class:`~minimq.client._calls.Call` is idempotent, so
-a produce whose outcome is unknown is never sent twice here, unless it carries
-an ``Idempotency-Key`` (then the broker stores it once however often it comes).
+Which failed calls are sent again, and to which broker, is
+:mod:`minimq.client._failover`'s job; :class:`RetryPolicy` only says how many
+times and how long to wait in between.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ import orjson
 from minimq import __version__
 from minimq.client._calls import Call
 from minimq.errors import (
-    BrokerUnavailable,
     InvalidRequest,
     MiniMQError,
     NotFound,
@@ -105,11 +101,6 @@ def decode_body(call: Call[T], status: int, reason: str, body: bytes) -> T:
     return call.parse(payload)
 
 
-def unavailable(base_url: str, exc: BaseException) -> BrokerUnavailable:
-    reason = str(exc) or type(exc).__name__
-    return BrokerUnavailable(f"broker at {base_url} unavailable: {reason}")
-
-
 def read_timeout(timeout: float, call: Call[Any]) -> float:
     """Seconds to wait for an answer: the client timeout plus the call's long-poll wait."""
     return timeout + call.wait_ms / 1000
@@ -126,17 +117,3 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         # Full jitter: clients retrying after a broker restart do not stampede together.
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-
-    def delay_after_error(self, call: Call[Any], failure: Failure, attempt: int) -> float | None:
-        """Seconds to wait before retrying after ``failure``, or ``None`` to give up."""
-        if attempt >= self.retries:
-            return None
-        if failure is Failure.NOT_SENT or call.idempotent:
-            return self.backoff(attempt)
-        return None
-
-    def delay_after_status(self, call: Call[Any], status: int, attempt: int) -> float | None:
-        """Seconds to wait before retrying an answer with ``status``, or ``None`` to keep it."""
-        if attempt >= self.retries or status != 503 or not call.idempotent:
-            return None
-        return self.backoff(attempt)

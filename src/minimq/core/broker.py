@@ -2,8 +2,11 @@
 
 Every transport (the HTTP server today) validates its input, makes one call
 here (or on :attr:`Broker.groups`, the group coordinator) and serializes the
-result. The broker owns no I/O of its own beyond the storage protocols of
-:mod:`minimq.storage.api`, so tests can run it on an in-memory fake.
+result. The broker owns no I/O of its own beyond the storage seam
+(:mod:`minimq.core.storage_seam`): the disk engine, the JetStream backend or,
+in tests, an in-memory fake.  The backend wakes long-polls and streams after
+its appends (its append listeners), so a backend shared by several broker
+processes wakes the waiters of all of them.
 
 A produce stores each of its partitions' batches or not, on its own (see
 :meth:`Broker.produce`); under an idempotency key it is done once however
@@ -31,7 +34,9 @@ from minimq.core.idempotency import (
     DEFAULT_WINDOW_BOUNDS,
     ProduceWindow,
     WindowBounds,
+    dedup_id,
     fingerprint,
+    keyed_spread_start,
 )
 from minimq.core.keyed_locks import KeyedLocks
 from minimq.core.models import (
@@ -53,8 +58,11 @@ from minimq.core.partitioner import Partitioner
 from minimq.core.producer_state import REBUILD_SCAN_BYTES, PartitionProducers, last_sequence
 from minimq.core.reader import PartitionReader, record_size
 from minimq.core.record_batches import CheckedBatch, check_batches
+from minimq.core.records import NewRecord
 from minimq.core.signals import PartitionSignals
+from minimq.core.storage_seam import PartitionLog, Storage
 from minimq.core.timestamps import DEFAULT_BOUNDS, TimestampBounds, check_timestamps
+from minimq.core.topic_config import TopicConfig, validate_topic_name
 from minimq.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
@@ -64,8 +72,7 @@ from minimq.errors import (
     TopicAlreadyExists,
     TopicNotFound,
 )
-from minimq.storage.api import NewRecord, PartitionLog, Storage, TopicConfig
-from minimq.storage.batch import NO_PRODUCER_ID
+from minimq.recordbatch.frames import NO_PRODUCER_ID
 
 log = logging.getLogger("minimq.broker")
 
@@ -109,9 +116,13 @@ class Broker:
         self._offsets = storage.offsets
         self._partitioner = Partitioner()
         self._signals = PartitionSignals()
+        storage.add_append_listener(self._stored)
         self.reader = PartitionReader(self._logs, self._signals, lambda: self.observer)
         self.groups = GroupCoordinator(
-            self.reader, storage.offsets, self.settings.session_timeout_ms
+            self.reader,
+            storage.offsets,
+            self.settings.session_timeout_ms,
+            leases=storage.group_leases,
         )
         self._topic_lock = asyncio.Lock()
         self.produce_window = ProduceWindow(self.settings.idempotency)
@@ -120,6 +131,10 @@ class Broker:
         self._producer_locks = KeyedLocks()
 
     # -- lifecycle -------------------------------------------------------------
+
+    def _stored(self, topic: str, partition: int) -> None:
+        """The backend stored records in (or deleted) ``topic``/``partition``: wake its waiters."""
+        self._signals.notify((topic, partition))
 
     def wake_all(self) -> None:
         """Shutdown: end every long-poll and stream now; later waits return at once."""
@@ -140,29 +155,39 @@ class Broker:
 
     # -- topics ----------------------------------------------------------------
 
-    def topic_names(self) -> list[str]:
-        return sorted(self._logs.topic_names())
+    async def topic_names(self) -> list[str]:
+        return sorted(await self._logs.topic_names())
 
-    def list_topics(self) -> list[TopicInfo]:
-        return [self.describe_topic(name) for name in self.topic_names()]
+    async def list_topics(self) -> list[TopicInfo]:
+        found = []
+        for name in await self.topic_names():
+            try:
+                found.append(await self.describe_topic(name))
+            except TopicNotFound:
+                continue  # deleted while the list was made
+        return found
 
-    def describe_topic(self, topic: str) -> TopicInfo:
-        config = self._config(topic)
+    async def describe_topic(self, topic: str) -> TopicInfo:
+        config = await self._config(topic)
         partitions = []
         for index in range(config.partitions):
-            plog = self._logs.partition(topic, index)
-            partitions.append(
-                PartitionInfo(index, plog.start_offset, plog.end_offset, plog.size_bytes)
-            )
+            start, end, size = await self._logs.partition(topic, index).bounds()
+            partitions.append(PartitionInfo(index, start, end, size))
         return TopicInfo(topic, config, tuple(partitions))
+
+    async def _create(self, topic: str, config: TopicConfig) -> None:
+        """Create ``topic`` if both the broker's name rule and the backend's accept it."""
+        validate_topic_name(topic)
+        self._logs.validate_topic_name(topic)
+        await self._logs.create_topic(topic, config)
 
     async def create_topic(self, topic: str, config: TopicConfig) -> TopicInfo:
         async with self._topic_lock:
-            if topic in self._logs.topic_names():
+            if await self._exists(topic):
                 raise TopicAlreadyExists(f"topic {topic!r} already exists")
-            await self._logs.create_topic(topic, config)
+            await self._create(topic, config)
         log.info("topic created: %s (partitions: %d)", topic, config.partitions)
-        return self.describe_topic(topic)
+        return await self.describe_topic(topic)
 
     async def update_topic_config(self, topic: str, changes: Mapping[str, int | None]) -> TopicInfo:
         """Change the topic's ``retention_ms`` / ``retention_bytes`` (None: unlimited).
@@ -175,7 +200,7 @@ class Broker:
         if unknown:
             raise InvalidRequest(f"only retention can be changed, not {', '.join(sorted(unknown))}")
         async with self._topic_lock:
-            current = self._config(topic)
+            current = await self._config(topic)
             retention_ms = changes.get("retention_ms", current.retention_ms)
             retention_bytes = changes.get("retention_bytes", current.retention_bytes)
             await self._logs.update_retention(topic, retention_ms, retention_bytes)
@@ -185,11 +210,11 @@ class Broker:
             retention_ms,
             retention_bytes,
         )
-        return self.describe_topic(topic)
+        return await self.describe_topic(topic)
 
     async def delete_topic(self, topic: str) -> None:
         async with self._topic_lock:
-            config = self._config(topic)
+            config = await self._config(topic)
             # Once the log is gone so are its commits, whatever happens next: they are
             # keyed by the topic id, and the store's open removes any left by a crash.
             await self._logs.delete_topic(topic)
@@ -197,41 +222,38 @@ class Broker:
         self.produce_window.forget_topic(config.topic_id or "")
         for partition in range(config.partitions):
             self._producer_states.pop((config.topic_id or "", partition), None)
+        self.reader.forget(topic)
         self.groups.forget_topic(topic)
         self._partitioner.forget(topic)
-        for partition in range(config.partitions):
-            self._signals.notify((topic, partition))
         log.info("topic deleted: %s", topic)
 
-    def _exists(self, topic: str) -> bool:
-        return self.reader.exists(topic)
+    async def _exists(self, topic: str) -> bool:
+        return await self.reader.exists(topic)
 
-    def _config(self, topic: str) -> TopicConfig:
-        return self.reader.config(topic)
+    async def _config(self, topic: str) -> TopicConfig:
+        return await self.reader.config(topic)
 
     async def _config_or_create(self, topic: str) -> TopicConfig:
         # try/except, not contextlib.suppress: this runs for every produce, and a
         # context-manager object per call was a measurable share of a one-record one.
         try:
-            return self._logs.topic_config(topic)
+            return await self._logs.topic_config(topic)
         except TopicNotFound:
             pass
         if not self.settings.auto_create_topics:
             raise TopicNotFound(f"topic {topic!r} does not exist")
         async with self._topic_lock:
-            if not self._exists(topic):
-                await self._logs.create_topic(
-                    topic, TopicConfig(partitions=self.settings.default_partitions)
-                )
+            if not await self._exists(topic):
+                await self._create(topic, TopicConfig(partitions=self.settings.default_partitions))
                 log.info(
                     "topic created: %s (partitions: %d, on first produce)",
                     topic,
                     self.settings.default_partitions,
                 )
-        return self._logs.topic_config(topic)
+        return await self._logs.topic_config(topic)
 
-    def _partition(self, topic: str, partition: int) -> PartitionLog:
-        return self.reader.partition(topic, partition)
+    async def _partition(self, topic: str, partition: int) -> PartitionLog:
+        return await self.reader.partition(topic, partition)
 
     # -- produce ---------------------------------------------------------------
 
@@ -318,7 +340,7 @@ class Broker:
             check_timestamps(
                 map(_TIMESTAMP, records), config, self._clock_ms(), self.settings.timestamp_bounds
             )
-            start = self._partitioner.next_start(topic, config.partitions)
+            start = keyed_spread_start(key, config.partitions)
             by_partition = self._assignment(start, topic, config, records)
             entry = window.begin(topic_id, key, digest, start, len(by_partition))
         else:
@@ -329,7 +351,9 @@ class Broker:
         missing = {p: idx for p, idx in by_partition.items() if p not in already}
         done = entry.in_flight = asyncio.get_running_loop().create_future()
         try:
-            bases, errors = await self._append_partitions(topic, records, sizes, missing)
+            bases, errors = await self._append_partitions(
+                topic, records, sizes, missing, (topic_id, key)
+            )
             entry.add_bases(bases)
         finally:
             entry.in_flight = None
@@ -354,18 +378,30 @@ class Broker:
         records: Sequence[ProduceRecord],
         sizes: list[int],
         by_partition: dict[int, list[int]],
+        idempotency: tuple[str, str] | None = None,
     ) -> tuple[dict[int, int], dict[int, MiniMQError]]:
-        """Append each partition's records concurrently: the bases stored, the errors raised."""
+        """Append each partition's records concurrently: the bases stored, the errors raised.
+
+        ``idempotency`` (topic id, key) names each partition's batch for the backend
+        (:func:`~minimq.core.idempotency.dedup_id`), so a retry through another broker
+        sharing it can be recognised there.
+        """
         items = list(by_partition.items())
         whole = len(items) == 1 and len(items[0][1]) == len(records)
+        chunks = [
+            (partition, records if whole else [records[i] for i in idx], idx)
+            for partition, idx in items
+        ]
         results = await asyncio.gather(
             *(
-                self._append(topic, partition, records, sum(sizes))
-                if whole
-                else self._append(
-                    topic, partition, [records[i] for i in idx], sum(sizes[i] for i in idx)
+                self._append(
+                    topic,
+                    partition,
+                    chunk,
+                    sum(sizes) if whole else sum(sizes[i] for i in idx),
+                    None if idempotency is None else dedup_id(*idempotency, partition, chunk),
                 )
-                for partition, idx in items
+                for partition, chunk, idx in chunks
             ),
             return_exceptions=True,
         )
@@ -381,7 +417,12 @@ class Broker:
         return bases, errors
 
     async def _append(
-        self, topic: str, partition: int, records: Sequence[ProduceRecord], size: int
+        self,
+        topic: str,
+        partition: int,
+        records: Sequence[ProduceRecord],
+        size: int,
+        dedup: str | None = None,
     ) -> int:
         plog = self._logs.partition(topic, partition)
         new = tuple.__new__
@@ -390,9 +431,8 @@ class Broker:
             for value, key, headers, _, timestamp in records
         ]
         started = time.perf_counter()
-        base = await plog.append(batch)
+        base = await plog.append(batch, dedup)
         self.observer.appended(topic, len(batch), size, time.perf_counter() - started)
-        self._signals.notify((topic, partition))
         return base
 
     # -- Kafka: raw record batches --------------------------------------------
@@ -403,13 +443,13 @@ class Broker:
         For transports that create topics on first use by their own rule (the
         Kafka listener's auto-creation); never raises ``TopicAlreadyExists``.
         """
-        if not self._exists(topic):
+        if not await self._exists(topic):
             async with self._topic_lock:
-                if not self._exists(topic):
+                if not await self._exists(topic):
                     partitions = self.settings.default_partitions
-                    await self._logs.create_topic(topic, TopicConfig(partitions=partitions))
+                    await self._create(topic, TopicConfig(partitions=partitions))
                     log.info("topic created: %s (partitions: %d, on first use)", topic, partitions)
-        return self.describe_topic(topic)
+        return await self.describe_topic(topic)
 
     async def produce_raw(
         self, topic: str, partition: int, records: bytes | bytearray | memoryview
@@ -422,8 +462,8 @@ class Broker:
         once the fsync policy is met; long-polls and streams wake as for
         :meth:`produce`.  The topic must exist (see :meth:`ensure_topic`).
         """
-        config = self._config(topic)
-        plog = self._partition(topic, partition)
+        config = await self._config(topic)
+        plog = await self._partition(topic, partition)
         batches = check_batches(
             records,
             config,
@@ -435,30 +475,27 @@ class Broker:
         if producer_id == NO_PRODUCER_ID and all(
             b.header.producer_id == NO_PRODUCER_ID for b in batches
         ):
-            base = await self._append_raw(topic, partition, plog, batches)
-            return RawProduceResult(base, plog.start_offset)
+            base = await self._append_raw(topic, plog, batches)
+            return RawProduceResult(base, (await plog.bounds()).start)
         key = (config.topic_id or "", partition)
         state = await self._producer_state(key, plog)
         async with self._producer_locks.hold((*key, producer_id)):
             original = _check_sequences(state, batches)
             if original is not None:
-                return RawProduceResult(original, plog.start_offset, duplicate=True)
-            base = await self._append_raw(topic, partition, plog, batches)
+                return RawProduceResult(original, (await plog.bounds()).start, duplicate=True)
+            base = await self._append_raw(topic, plog, batches)
             offset = base
             for batch in batches:
                 state.record(batch.header, offset)
                 offset += batch.header.record_count
-        return RawProduceResult(base, plog.start_offset)
+        return RawProduceResult(base, (await plog.bounds()).start)
 
-    async def _append_raw(
-        self, topic: str, partition: int, plog: PartitionLog, batches: list[CheckedBatch]
-    ) -> int:
+    async def _append_raw(self, topic: str, plog: PartitionLog, batches: list[CheckedBatch]) -> int:
         started = time.perf_counter()
         base = await plog.append_batches([batch.frame for batch in batches])
         count = sum(batch.header.record_count for batch in batches)
         size = sum(batch.header.total_size for batch in batches)
         self.observer.appended(topic, count, size, time.perf_counter() - started)
-        self._signals.notify((topic, partition))
         return base
 
     async def _producer_state(self, key: tuple[str, int], plog: PartitionLog) -> PartitionProducers:
@@ -476,18 +513,25 @@ class Broker:
                 self._producer_states[key] = state
         return state
 
-    def fetch_raw(self, topic: str, partition: int, offset: int, max_bytes: int) -> RawFetchResult:
+    async def fetch_raw(
+        self, topic: str, partition: int, offset: int, max_bytes: int
+    ) -> RawFetchResult:
         """Stored frames from the one holding ``offset``: at most ``max_bytes``, at least one.
 
         ``OffsetOutOfRange`` outside ``[log start, high watermark]``; no frames
         at the high watermark.  Nothing is decoded or copied beyond one read.
         """
-        plog = self._partition(topic, partition)
-        views, next_offset = plog.read_raw(offset, max_bytes)
-        if views:
-            self.observer.fetched(topic, next_offset - offset, sum(map(len, views)))
-        batches: list[bytes | memoryview] = list(views)
-        return RawFetchResult(batches, plog.end_offset, plog.start_offset)
+        plog = await self._partition(topic, partition)
+        # Asked once, before the read (JetStream: one request to the stream leader).
+        start, end, _ = await plog.bounds()
+        if offset == end:
+            return RawFetchResult([], end, start)
+        batches, next_offset = await plog.read_raw(offset, max_bytes)
+        if batches:
+            self.observer.fetched(topic, next_offset - offset, sum(map(len, batches)))
+        if next_offset > end:  # records stored since: the end they belong to (rare)
+            end = max((await plog.bounds()).end, next_offset)
+        return RawFetchResult(batches, end, start)
 
     async def wait_for_records(
         self, positions: Mapping[tuple[str, int], int], timeout: float
@@ -501,36 +545,39 @@ class Broker:
         deadline = time.monotonic() + timeout
         keys = list(positions)
         while True:
+            # Armed before the checks, which may suspend: no append slips between.
+            armed = self._signals.arm(keys)
             for (topic, partition), position in positions.items():
                 try:
-                    if self._logs.partition(topic, partition).end_offset > position:
+                    plog = await self.reader.partition(topic, partition)
+                    if (await plog.bounds()).end > position:
                         return
                 except (TopicNotFound, PartitionNotFound):
                     return
-            if not await self._signals.wait_any(keys, deadline - time.monotonic()):
+            if not await self._signals.wait_armed(armed, deadline - time.monotonic()):
                 return
 
     async def init_producer_id(self) -> tuple[int, int]:
         """A new idempotent producer: ``(producer id, epoch 0)``; ids never repeat."""
         return await self.storage.producer_ids.allocate(), 0
 
-    def earliest_offset(self, topic: str, partition: int) -> int:
-        return self._partition(topic, partition).start_offset
+    async def earliest_offset(self, topic: str, partition: int) -> int:
+        return (await (await self._partition(topic, partition)).bounds()).start
 
-    def latest_offset(self, topic: str, partition: int) -> int:
+    async def latest_offset(self, topic: str, partition: int) -> int:
         """The high watermark: the offset the next record gets."""
-        return self._partition(topic, partition).end_offset
+        return (await (await self._partition(topic, partition)).bounds()).end
 
-    def offset_for_timestamp(
+    async def offset_for_timestamp(
         self, topic: str, partition: int, timestamp: int
     ) -> TimestampOffset | None:
         """The first record whose timestamp is >= ``timestamp``, None when there is none."""
-        plog = self._partition(topic, partition)
-        offset = plog.offset_for_timestamp(timestamp)
-        if offset >= plog.end_offset:
+        plog = await self._partition(topic, partition)
+        offset = await plog.offset_for_timestamp(timestamp)
+        start, end, _ = await plog.bounds()
+        if offset >= end:
             return None
-        offset = max(offset, plog.start_offset)
-        records = plog.read(offset, 1, 1)
+        records = await plog.read(max(offset, start), 1, 1)
         return TimestampOffset(offset, records[0].timestamp) if records else None
 
     # -- fetch -----------------------------------------------------------------
@@ -539,19 +586,34 @@ class Broker:
         self, topic: str, partition: int, start: StartPosition, limits: FetchLimits
     ) -> FetchResult:
         """Records of one partition from ``start``, long-polling up to ``limits.wait_ms``."""
-        plog = self._partition(topic, partition)
-        offset = self.reader.resolve_start(plog, start)
-        if offset >= plog.end_offset and limits.wait_ms > 0:
-            await self.reader.wait_for_data(topic, lambda: {partition: offset}, limits.wait_ms)
-            plog = self._partition(topic, partition)
-        records = self.reader.read(plog, offset, limits)
+        plog = await self._partition(topic, partition)
+        # The bounds are asked once (JetStream: one request to the stream leader) and serve
+        # the start, the read and the answer's high watermark; a time seek scans first.
+        if start.kind == "timestamp":
+            offset = await self.reader.resolve_start(plog, start)
+            bounds = await plog.bounds()
+        else:
+            bounds = await plog.bounds()
+            offset = await self.reader.resolve_start(plog, start, bounds)
+        if limits.wait_ms > 0 and offset >= bounds.end:
+
+            async def position() -> dict[int, int]:
+                return {partition: offset}
+
+            await self.reader.wait_for_data(topic, position, limits.wait_ms)
+            plog = await self._partition(topic, partition)
+            bounds = await plog.bounds()
+        records = await self.reader.read(plog, offset, limits, bounds)
         self.reader.count_fetched(topic, records)
         next_offset = records[-1].offset + 1 if records else offset
-        return FetchResult(
-            topic, partition, records, next_offset, plog.end_offset, plog.start_offset
-        )
+        end = bounds.end
+        if next_offset > end:
+            # Records stored since the bounds were read (a read may go past their end): the
+            # end they belong to, never one below a record handed out.  Rare: a race.
+            end = max((await plog.bounds()).end, next_offset)
+        return FetchResult(topic, partition, records, next_offset, end, bounds.start)
 
-    def open_stream(
+    async def open_stream(
         self, topic: str, start: StartPosition, partition: int | None = None
     ) -> StreamCursor:
         """A cursor over ``topic``'s records from ``start`` (one partition or all).
@@ -559,10 +621,11 @@ class Broker:
         Validates the topic, partition and offset now, so a transport can
         report errors before it starts streaming.
         """
-        config = self._config(topic)
+        config = await self._config(topic)
         partitions = [partition] if partition is not None else list(range(config.partitions))
         positions = {
-            p: self.reader.resolve_start(self._partition(topic, p), start) for p in partitions
+            p: await self.reader.resolve_start(await self._partition(topic, p), start)
+            for p in partitions
         }
         return StreamCursor(self.reader, topic, positions)
 
@@ -676,17 +739,20 @@ class StreamCursor:
         keep-alive) and None once the topic is gone or the broker shuts down.
         """
         reader = self._reader
+        keys = [(self.topic, p) for p in self.positions]
         for attempt in range(2):
-            if reader.signals.closed or not reader.exists(self.topic):
+            # Armed before the reads, which may suspend: no append slips between.
+            armed = reader.signals.arm(keys)
+            if reader.signals.closed or not await reader.exists(self.topic):
                 return None
             batch: list[PartitionRecord] = []
             order = list(self.positions.items())
             self._first = (self._first + 1) % len(order)
             budget = max_bytes
             for p, position in order[self._first :] + order[: self._first]:
-                plog = reader.partition(self.topic, p)
+                plog = await reader.partition(self.topic, p)
                 limits = FetchLimits(max_records=_STREAM_RECORDS, max_bytes=budget)
-                records = reader.read(plog, position, limits)
+                records = await reader.read(plog, position, limits)
                 if records:
                     self.positions[p] = records[-1].offset + 1
                     batch.extend(PartitionRecord(p, r) for r in records)
@@ -697,8 +763,7 @@ class StreamCursor:
                 reader.count_fetched(self.topic, [item.record for item in batch])
                 return batch
             if attempt == 0:
-                keys = [(self.topic, p) for p in self.positions]
-                await reader.signals.wait_any(keys, idle_s)
+                await reader.signals.wait_armed(armed, idle_s)
         return []
 
     def unread(self, batch: Sequence[PartitionRecord]) -> None:

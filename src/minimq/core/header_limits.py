@@ -9,7 +9,7 @@ served. So a produce is refused whole (``400 HEADERS_TOO_LARGE``, nothing
 stored) when one of its records carries more than ``max_count`` headers or
 more than ``max_bytes`` bytes of header names (UTF-8) and values. Records
 stored before the bound are read at a bounded cost too: a read counts each
-header against its byte budget (:data:`minimq.storage.batch.HEADER_READ_BYTES`).
+header against its byte budget (:data:`minimq.recordbatch.frames.HEADER_READ_BYTES`).
 
 The check runs for records that carry headers only, in the loop that sizes
 every record of a produce, so a produce without headers pays nothing for it.
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from minimq.core.records import Header
 from minimq.errors import HeadersTooLarge
-from minimq.storage.api import Header
 
 DEFAULT_MAX_HEADERS: Final = 64
 DEFAULT_MAX_HEADER_BYTES: Final = 64 * 1024

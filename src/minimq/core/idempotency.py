@@ -30,6 +30,16 @@ needs the key in the log itself (Kafka stores a producer id and sequence in
 every RecordBatch and rebuilds this state from the log); see
 ``docs/http-api.md``.
 
+Other processes.  Where several brokers share one backend (JetStream
+gateways), a retry may reach one that never saw the key.  So each
+partition's batch of a keyed request is named (:func:`dedup_id`, from the
+topic incarnation, the key, the partition and those records, the same on
+every broker) and the backend may recognise the repeat by that name within
+its own duplicate window, answering with the original offsets.  For the
+name to match, every broker must give the records the same partitions: a
+keyed request's round-robin start comes from the key
+(:func:`keyed_spread_start`), not from this broker's rotation.
+
 Concurrency: event-loop thread only.
 """
 
@@ -43,6 +53,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
+
+import crc32c
 
 from minimq.core.models import ProduceRecord
 
@@ -61,6 +73,42 @@ class WindowBounds:
 
 
 DEFAULT_WINDOW_BOUNDS: Final = WindowBounds()
+
+
+def dedup_id(topic_id: str, key: str, partition: int, records: Sequence[ProduceRecord]) -> str:
+    """The name of the batch a keyed request stores in ``partition``: 32 hex digits.
+
+    The same on every broker and Python version (unlike :func:`fingerprint`,
+    whose ``marshal`` bytes may differ between processes): SHA-256 over
+    length-prefixed fields, a missing key or timestamp told apart from an
+    empty one.
+    """
+    digest = hashlib.sha256()
+
+    def put(field: bytes | None) -> None:
+        if field is None:
+            digest.update(b"\xff" * 8)
+        else:
+            digest.update(len(field).to_bytes(8, "big"))
+            digest.update(field)
+
+    for text in (topic_id, key, str(partition), str(len(records))):
+        put(text.encode())
+    for value, record_key, headers, _, timestamp in records:
+        put(value)
+        put(record_key)
+        put(None if timestamp is None else str(timestamp).encode())
+        put(str(len(headers)).encode())
+        for name, header_value in headers:
+            put(name.encode())
+            put(header_value)
+    return digest.hexdigest()[:32]
+
+
+def keyed_spread_start(key: str, partitions: int) -> int:
+    """The round-robin start of a keyed request's unkeyed records: from the key, so that a
+    retry through any broker spreads them as the first attempt did."""
+    return int(crc32c.crc32c(key.encode())) % partitions
 
 
 def fingerprint(records: Sequence[ProduceRecord]) -> bytes:

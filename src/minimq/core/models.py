@@ -10,7 +10,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, overload
 
-from minimq.storage.api import Header, Record, TopicConfig
+from minimq.core.records import Header, Record
+from minimq.core.topic_config import TopicConfig
 
 ResetPolicy = Literal["earliest", "latest"]
 

@@ -43,7 +43,7 @@ from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 from minimq.core.batch_errors import InvalidProducerEpoch, OutOfOrderSequence
-from minimq.storage.batch import BatchHeader
+from minimq.recordbatch.frames import BatchHeader
 
 BATCHES_REMEMBERED: Final = 5
 MAX_PRODUCERS_PER_PARTITION: Final = 10_000

@@ -1,7 +1,7 @@
 """Checking client RecordBatches before they are stored verbatim (Kafka produce).
 
 A Kafka producer sends, per partition, one or more RecordBatch v2 frames
-(layout in :mod:`minimq.storage.batch`).  They are stored as they came but
+(layout in :mod:`minimq.recordbatch.frames`).  They are stored as they came but
 for ``baseOffset`` and ``partitionLeaderEpoch``, so everything a reader will
 trust is checked here first, cheapest first, and a produce with any bad
 batch is refused whole (the errors of :mod:`minimq.core.batch_errors`):
@@ -22,7 +22,7 @@ batch is refused whole (the errors of :mod:`minimq.core.batch_errors`):
    are not decoded for this, so a record whose timestamp is below the first
    one's is not checked against ``message_timestamp_before_max_ms``;
 7. a compressed batch must decompress, to at most
-   :data:`~minimq.storage.batch.MAX_DECOMPRESSED_BYTES` (``CORRUPT_BATCH``).
+   :data:`~minimq.recordbatch.frames.MAX_DECOMPRESSED_BYTES` (``CORRUPT_BATCH``).
 
 Records are not decoded one by one here.  Doing so (record count, offset
 deltas, header bounds) costs ~0.1 µs a record in aiokafka's C decoder: 18 %
@@ -31,7 +31,7 @@ records, 53 % with 1 MB batches (``bench/kafka_storage.py``), far over the
 10 % such a check may cost.  So
 header bounds (:mod:`minimq.core.header_limits`) are enforced where records
 *are* decoded instead: a decoded read charges every header against its byte
-budget (:data:`~minimq.storage.batch.HEADER_READ_BYTES`), and the decode of
+budget (:data:`~minimq.recordbatch.frames.HEADER_READ_BYTES`), and the decode of
 one batch is bounded by the record limit (uncompressed) or by
 ``MAX_DECOMPRESSED_BYTES`` (compressed).  A CRC-valid batch whose records do
 not parse cannot be served decoded (``CORRUPT_LOG`` to HTTP readers); Kafka
@@ -52,9 +52,16 @@ from minimq.core.batch_errors import (
     UnsupportedCompression,
 )
 from minimq.core.timestamps import DEFAULT_BOUNDS, TimestampBounds, check_timestamps
+from minimq.core.topic_config import TopicConfig
 from minimq.errors import MessageTooLarge
-from minimq.storage.api import TopicConfig
-from minimq.storage.batch import (
+from minimq.recordbatch.compression import (
+    CODEC_MASK,
+    CODEC_NAMES,
+    NONE,
+    DecompressionFailed,
+    decompress,
+)
+from minimq.recordbatch.frames import (
     CONTROL_BIT,
     CRC_START,
     HEADER_SIZE,
@@ -65,13 +72,6 @@ from minimq.storage.batch import (
     TRANSACTIONAL_BIT,
     BatchHeader,
     parse_header,
-)
-from minimq.storage.compression import (
-    CODEC_MASK,
-    CODEC_NAMES,
-    NONE,
-    DecompressionFailed,
-    decompress,
 )
 
 _MAGIC_AT: Final = 16
@@ -99,7 +99,7 @@ def check_batches(
 
     Each frame is copied once, into a ``bytearray`` the log store stamps in
     place: its base offset, and the client-origin mark in
-    ``partitionLeaderEpoch`` (``minimq.storage.batch.CLIENT_BATCH_EPOCH``).
+    ``partitionLeaderEpoch`` (``minimq.recordbatch.frames.CLIENT_BATCH_EPOCH``).
     """
     view = memoryview(records)
     if not view:

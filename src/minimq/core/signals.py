@@ -1,11 +1,13 @@
 """Per-partition "new data" notifications for long-polls and live streams.
 
-A waiter takes the partition's current future and awaits it; the producer
-resolves and replaces it after every append. Because the event loop runs one
-callback at a time, a waiter that checks the end offset and then calls
-:meth:`PartitionSignals.wait_any` without awaiting in between cannot miss an
-append. Waiters are woken in the same loop iteration as the append returns,
-so wake latency is one scheduling hop, not a polling interval.
+A waiter takes the partition's current future and awaits it; the storage
+backend's append listener resolves and replaces it after every stored append
+(:meth:`~minimq.core.storage_seam.Storage.add_append_listener`). A waiter
+that *arms* its keys (:meth:`PartitionSignals.arm`) before it asks for the
+end offset cannot miss an append, even when asking suspends (a backend over
+the network): a notification after the arming resolves the armed future.
+Waiters are woken in the same loop iteration as the notification, so wake
+latency is one scheduling hop, not a polling interval.
 
 Not thread-safe: every method must be called from the event loop thread.
 """
@@ -43,13 +45,11 @@ class PartitionSignals:
         self._closed = True
         self.notify_all()
 
-    async def wait_any(self, keys: Iterable[SignalKey], timeout: float) -> bool:
-        """Wait until one of ``keys`` is notified or ``timeout`` seconds pass.
+    def arm(self, keys: Iterable[SignalKey]) -> list[asyncio.Future[None]]:
+        """The futures the next notification of each of ``keys`` resolves.
 
-        Returns True when woken by a notification, False on timeout or shutdown.
+        Take them before checking for data, then :meth:`wait_armed` on them.
         """
-        if self._closed or timeout <= 0:
-            return False
         loop = asyncio.get_running_loop()
         futures = []
         for key in keys:
@@ -58,7 +58,21 @@ class PartitionSignals:
                 future = loop.create_future()
                 self._futures[key] = future
             futures.append(future)
-        if not futures:
+        return futures
+
+    async def wait_any(self, keys: Iterable[SignalKey], timeout: float) -> bool:
+        """Wait until one of ``keys`` is notified or ``timeout`` seconds pass.
+
+        Returns True when woken by a notification, False on timeout or shutdown.
+        """
+        return await self.wait_armed(self.arm(keys), timeout)
+
+    async def wait_armed(self, futures: list[asyncio.Future[None]], timeout: float) -> bool:
+        """Wait until one of the :meth:`arm`-ed ``futures`` is resolved or ``timeout`` s pass.
+
+        Returns True when woken by a notification, False on timeout or shutdown.
+        """
+        if self._closed or timeout <= 0 or not futures:
             return False
         # The futures are shared by every waiter, so they are never cancelled
         # here: asyncio.wait leaves them alone when it times out.

@@ -14,7 +14,7 @@ nothing stored) if any record's timestamp ``t`` has ``now - t > before`` or
 ``t - now > after``; the bounds themselves are accepted, as in Kafka.  A
 record without a timestamp gets broker time when it is appended, so it always
 passes.  Defaults are Kafka 4.0's: ``after`` one hour (KIP-1030), ``before``
-unbounded (:data:`~minimq.storage.api.UNBOUNDED_MS`, Kafka's Long.MAX_VALUE).
+unbounded (:data:`~minimq.core.topic_config.UNBOUNDED_MS`, Kafka's Long.MAX_VALUE).
 A topic's own setting (``TopicConfig``) wins over the broker-wide default.
 """
 
@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from minimq.core.topic_config import UNBOUNDED_MS, TopicConfig
 from minimq.errors import InvalidTimestamp
-from minimq.storage.api import UNBOUNDED_MS, TopicConfig
 
 DEFAULT_BEFORE_MAX_MS: Final = UNBOUNDED_MS
 DEFAULT_AFTER_MAX_MS: Final = 3_600_000

@@ -35,14 +35,14 @@ DEFAULT_CONFIG: Final = 5
 async def describe_configs(request: Any, ctx: RequestContext) -> Any:
     return ctx.response(
         throttle_time=datetime.timedelta(0),
-        results=[_resource(ctx, resource) for resource in request.resources],
+        results=[await _resource(ctx, resource) for resource in request.resources],
     )
 
 
-def _resource(ctx: RequestContext, resource: Any) -> Any:
+async def _resource(ctx: RequestContext, resource: Any) -> Any:
     code, message, entries = ErrorCode.none, None, list[ConfigEntry]()
     try:
-        entries = _entries(ctx, resource.resource_type, resource.resource_name)
+        entries = await _entries(ctx, resource.resource_type, resource.resource_name)
     except MiniMQError as exc:
         code, message = error_code_for(exc), exc.message
     wanted = resource.configuration_keys
@@ -58,10 +58,11 @@ def _resource(ctx: RequestContext, resource: Any) -> Any:
     )
 
 
-def _entries(ctx: RequestContext, resource_type: int, name: str) -> list[ConfigEntry]:
+async def _entries(ctx: RequestContext, resource_type: int, name: str) -> list[ConfigEntry]:
     broker = ctx.broker
     if resource_type == TOPIC:
-        return describe(broker.describe_topic(name).config, broker.settings.timestamp_bounds)
+        config = (await broker.describe_topic(name)).config
+        return describe(config, broker.settings.timestamp_bounds)
     if resource_type == BROKER:
         if name not in ("", str(ctx.settings.node_id)):
             raise InvalidRequest(f"no broker {name!r}: this is broker {ctx.settings.node_id}")

@@ -54,6 +54,8 @@ _BY_MINIMQ_CODE: Final[dict[str, ErrorCode]] = {
     "NOT_PARTITION_OWNER": ErrorCode.illegal_generation,
     "GROUP_HAS_MEMBERS": ErrorCode.non_empty_group,
     "INCONSISTENT_GROUP_PROTOCOL": ErrorCode.inconsistent_group_protocol,
+    # Another gateway owns the group's lease: the client finds the coordinator again.
+    "NOT_COORDINATOR": ErrorCode.not_coordinator,
     # The Kafka classic group protocol (minimq.core.groups.kafka_protocol).
     "MEMBER_ID_REQUIRED": ErrorCode.member_id_required,
     "INVALID_SESSION_TIMEOUT": ErrorCode.invalid_session_timeout,

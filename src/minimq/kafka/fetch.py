@@ -24,6 +24,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from minimq.core import Broker
 from minimq.errors import MiniMQError
 from minimq.kafka.codec import EncodedBody
 from minimq.kafka.context import RequestContext
@@ -64,7 +65,7 @@ async def fetch(request: Any, ctx: RequestContext) -> Any:
     ]
     limit = max(0, min(request.max_bytes, FETCH_MAX_BYTES))
     deadline = time.monotonic() + max(0.0, request.max_wait.total_seconds())
-    total = _read_all(ctx, reads, limit)
+    total = await _read_all(ctx, reads, limit)
     while total < request.min_bytes:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -77,25 +78,25 @@ async def fetch(request: Any, ctx: RequestContext) -> Any:
         if not seen:
             break
         await ctx.broker.wait_for_records(seen, remaining)
-        before, total = total, _read_all(ctx, reads, limit)
+        before, total = total, await _read_all(ctx, reads, limit)
         if total <= before:
             break  # the wait timed out, or the broker is shutting down
     return encode_fetch_response(ctx.api_version, reads)
 
 
-def _read_all(ctx: RequestContext, reads: list[_PartitionRead], limit: int) -> int:
+async def _read_all(ctx: RequestContext, reads: list[_PartitionRead], limit: int) -> int:
     """Read every partition again; return the bytes of records the response holds."""
     total = 0
     broker = ctx.broker
     for read in reads:
         read.error, read.records, read.records_size = ErrorCode.none, [], 0
         try:
-            result = broker.fetch_raw(
+            result = await broker.fetch_raw(
                 read.topic, read.partition, read.offset, max(0, min(read.max_bytes, limit - total))
             )
         except MiniMQError as exc:
             read.error = error_code_for(exc)
-            _fill_watermarks(broker, read)
+            await _fill_watermarks(broker, read)
             continue
         read.high_watermark = result.high_watermark
         read.log_start_offset = result.log_start_offset
@@ -107,11 +108,11 @@ def _read_all(ctx: RequestContext, reads: list[_PartitionRead], limit: int) -> i
     return total
 
 
-def _fill_watermarks(broker: Any, read: _PartitionRead) -> None:
+async def _fill_watermarks(broker: Broker, read: _PartitionRead) -> None:
     """High watermark and log start of a partition that refused a read, where it exists."""
     try:
-        read.high_watermark = broker.latest_offset(read.topic, read.partition)
-        read.log_start_offset = broker.earliest_offset(read.topic, read.partition)
+        read.high_watermark = await broker.latest_offset(read.topic, read.partition)
+        read.log_start_offset = await broker.earliest_offset(read.topic, read.partition)
     except MiniMQError:
         read.high_watermark = read.log_start_offset = -1
 

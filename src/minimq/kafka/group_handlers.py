@@ -8,8 +8,9 @@ are the coordinator's; what is here is Kafka's shape of them:
 =================  =====  ==========================================================
 API                key    versions, and what the wire adds
 =================  =====  ==========================================================
-FindCoordinator    10     0-2: this broker is every group's coordinator (key_type 0);
-                          there is no transaction coordinator (key_type 1)
+FindCoordinator    10     0-2: the gateway holding the group's ownership lease (this
+                          one over the data directory) (key_type 0); there is no
+                          transaction coordinator (key_type 1)
 JoinGroup          11     0-5: v0 has no rebalance timeout (the session timeout is it)
 SyncGroup          14     0-3
 Heartbeat          12     0-3
@@ -21,6 +22,12 @@ DescribeGroups     15     0-4: members with their metadata and assignment bytes
 ListGroups         16     0-2
 =================  =====  ==========================================================
 
+Over a backend several gateways share, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+OffsetCommit and DescribeGroups reaching a gateway that does not own the group are answered
+NOT_COORDINATOR (16), so the client finds the coordinator again; so is an OffsetCommit whose
+gateway lost the group's lease while it was checked. OffsetFetch and ListGroups read what
+every gateway shares (the committed offsets), so any gateway answers them.
+
 Errors the coordinator raises go to the top-level error code (OffsetCommit has
 none: there they go on every partition); per-item errors it returns go on
 their item. Codes come from :func:`~minimq.kafka.errors.error_code_for`.
@@ -29,13 +36,15 @@ their item. Codes come from :func:`~minimq.kafka.errors.error_code_for`.
 from __future__ import annotations
 
 import datetime
+import zlib
 from typing import Any, Final
 
 from kio.schema.errors import ErrorCode
 
 from minimq.core.groups.kafka_errors import MemberIdRequired
 from minimq.core.groups.kafka_protocol import OffsetCommitEntry
-from minimq.errors import MiniMQError, StorageError
+from minimq.core.storage_seam import GatewayAddress
+from minimq.errors import BrokerUnavailable, MemberFenced, MiniMQError, NotCoordinator, StorageError
 from minimq.kafka.context import RequestContext
 from minimq.kafka.errors import error_code_for
 from minimq.kafka.registry import ApiHandler, api
@@ -50,6 +59,47 @@ def _timeout_ms(value: datetime.timedelta) -> int:
     return int(value.total_seconds() * 1000)
 
 
+def _remote_node_id(owner: GatewayAddress) -> int:
+    """A node id for another gateway, stable for its process and never this broker's own.
+
+    Every gateway's Metadata names itself with the same node id; a client told that a
+    coordinator elsewhere has that id too would take it for the broker it already knows.
+    """
+    return 1 + zlib.crc32(owner.holder_id.encode()) % (2**31 - 2)
+
+
+async def _coordinate(ctx: RequestContext, group: str) -> None:
+    """Refuse (NOT_COORDINATOR) a group request that reached a gateway not owning the group."""
+    try:
+        owner = await ctx.broker.groups.ownership.remote_owner(group)
+    except StorageError as exc:
+        # Who owns it cannot be read now: COORDINATOR_NOT_AVAILABLE, which clients retry.
+        raise BrokerUnavailable(f"the owner of group {group!r} is unknown: {exc.message}") from None
+    if owner is not None:
+        raise NotCoordinator(
+            f"group {group!r} is coordinated by the broker at {owner.kafka_host}:"
+            f"{owner.kafka_port}; find the coordinator again"
+        )
+
+
+def _group_error(ctx: RequestContext, group: str, exc: MiniMQError) -> ErrorCode:
+    """``exc``'s code; NOT_COORDINATOR when it was fenced because the lease moved away."""
+    if isinstance(exc, MemberFenced) and not ctx.broker.groups.ownership.holds(group):
+        return ErrorCode.not_coordinator
+    return error_code_for(exc)
+
+
+def _coordinator_answer(ctx: RequestContext, code: ErrorCode, message: str | None) -> Any:
+    return ctx.response(
+        throttle_time=NO_THROTTLE,
+        error_code=code,
+        error_message=message,
+        node_id=-1,
+        host="",
+        port=-1,
+    )
+
+
 @api(10, 0, 2)
 async def find_coordinator(request: Any, ctx: RequestContext) -> Any:
     if getattr(request, "key_type", GROUP_KEY_TYPE) != GROUP_KEY_TYPE:
@@ -62,12 +112,23 @@ async def find_coordinator(request: Any, ctx: RequestContext) -> Any:
             host="",
             port=-1,
         )
-    host, port = ctx.advertised
+    try:
+        owner = await ctx.broker.groups.ownership.remote_owner(request.key)
+    except StorageError as exc:
+        return _coordinator_answer(ctx, ErrorCode.coordinator_not_available, exc.message)
+    if owner is None:
+        host, port = ctx.advertised
+        node_id = ctx.settings.node_id
+    elif owner.kafka_port:
+        host, port, node_id = owner.kafka_host, owner.kafka_port, _remote_node_id(owner)
+    else:
+        message = f"the coordinator of group {request.key!r} has no Kafka listener"
+        return _coordinator_answer(ctx, ErrorCode.coordinator_not_available, message)
     return ctx.response(
         throttle_time=NO_THROTTLE,
         error_code=ErrorCode.none,
         error_message=None,
-        node_id=ctx.settings.node_id,
+        node_id=node_id,
         host=host,
         port=port,
     )
@@ -79,6 +140,7 @@ async def join_group(request: Any, ctx: RequestContext) -> Any:
     # v0 has no rebalance timeout: the session timeout is both, as in Kafka.
     rebalance = getattr(request, "rebalance_timeout", request.session_timeout)
     try:
+        await _coordinate(ctx, request.group_id)
         result = await ctx.broker.groups.kafka.join(
             request.group_id,
             request.member_id,
@@ -95,7 +157,7 @@ async def join_group(request: Any, ctx: RequestContext) -> Any:
         # KIP-394: the member sends its JoinGroup again with the id it is given here.
         return _join_error(ctx, ErrorCode.member_id_required, exc.member_id)
     except MiniMQError as exc:
-        return _join_error(ctx, error_code_for(exc), request.member_id)
+        return _join_error(ctx, _group_error(ctx, request.group_id, exc), request.member_id)
     return ctx.response(
         throttle_time=NO_THROTTLE,
         error_code=ErrorCode.none,
@@ -129,6 +191,7 @@ def _join_error(ctx: RequestContext, code: ErrorCode, member_id: str) -> Any:
 
 @api(14, 0, 3)
 async def sync_group(request: Any, ctx: RequestContext) -> Any:
+    await _coordinate(ctx, request.group_id)
     result = await ctx.broker.groups.kafka.sync(
         request.group_id,
         request.member_id,
@@ -143,6 +206,7 @@ async def sync_group(request: Any, ctx: RequestContext) -> Any:
 
 @api(12, 0, 3)
 async def heartbeat(request: Any, ctx: RequestContext) -> Any:
+    await _coordinate(ctx, request.group_id)
     ctx.broker.groups.kafka.heartbeat(
         request.group_id,
         request.member_id,
@@ -154,6 +218,7 @@ async def heartbeat(request: Any, ctx: RequestContext) -> Any:
 
 @api(13, 0, 3)
 async def leave_group(request: Any, ctx: RequestContext) -> Any:
+    await _coordinate(ctx, request.group_id)
     members = getattr(request, "members", None)
     if members is None:
         # v0-2: one member, whose outcome is the response's error code.
@@ -186,6 +251,7 @@ async def offset_commit(request: Any, ctx: RequestContext) -> Any:
         for p in topic.partitions
     ]
     try:
+        await _coordinate(ctx, request.group_id)
         results = await ctx.broker.groups.kafka.commit_offsets(
             request.group_id,
             request.member_id,
@@ -199,7 +265,7 @@ async def offset_commit(request: Any, ctx: RequestContext) -> Any:
         # this when its offsets log cannot be written).
         codes = [ErrorCode.coordinator_not_available] * len(entries)
     except MiniMQError as exc:
-        codes = [error_code_for(exc)] * len(entries)
+        codes = [_group_error(ctx, request.group_id, exc)] * len(entries)
     by_topic: dict[str, list[Any]] = {}
     for entry, code in zip(entries, codes, strict=True):
         by_topic.setdefault(entry.topic, []).append(
@@ -224,7 +290,7 @@ async def offset_fetch(request: Any, ctx: RequestContext) -> Any:
         else [(t.name, p) for t in request.topics for p in t.partition_indexes]
     )
     try:
-        found = ctx.broker.groups.kafka.fetch_offsets(request.group_id, wanted)
+        found = await ctx.broker.groups.kafka.fetch_offsets(request.group_id, wanted)
     except MiniMQError as exc:
         if wanted is None or ctx.api_version >= 2:
             raise  # answered with the top-level error code
@@ -263,13 +329,14 @@ def _offsets_response(ctx: RequestContext, rows: list[tuple[str, int, int, str, 
 async def describe_groups(request: Any, ctx: RequestContext) -> Any:
     return ctx.response(
         throttle_time=NO_THROTTLE,
-        groups=[_described(ctx, name) for name in request.groups],
+        groups=[await _described(ctx, name) for name in request.groups],
     )
 
 
-def _described(ctx: RequestContext, name: str) -> Any:
+async def _described(ctx: RequestContext, name: str) -> Any:
     try:
-        group = ctx.broker.groups.kafka.describe(name)
+        await _coordinate(ctx, name)
+        group = await ctx.broker.groups.kafka.describe(name)
     except MiniMQError as exc:
         return ctx.make(
             "DescribedGroup",
@@ -311,7 +378,7 @@ async def list_groups(request: Any, ctx: RequestContext) -> Any:
         error_code=ErrorCode.none,
         groups=[
             ctx.make("ListedGroup", group_id=g.group, protocol_type=g.protocol_type)
-            for g in ctx.broker.groups.kafka.list_groups()
+            for g in await ctx.broker.groups.kafka.list_groups()
         ],
     )
 

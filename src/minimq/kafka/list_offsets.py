@@ -30,24 +30,24 @@ async def list_offsets(request: Any, ctx: RequestContext) -> Any:
             ctx.make(
                 "ListOffsetsTopicResponse",
                 name=topic.name,
-                partitions=[_partition(ctx, topic.name, p) for p in topic.partitions],
+                partitions=[await _partition(ctx, topic.name, p) for p in topic.partitions],
             )
             for topic in request.topics
         ],
     )
 
 
-def _partition(ctx: RequestContext, topic: str, request: Any) -> Any:
+async def _partition(ctx: RequestContext, topic: str, request: Any) -> Any:
     broker = ctx.broker
     index = request.partition_index
     timestamp, offset = -1, -1
     try:
         if request.timestamp == LATEST:
-            offset = broker.latest_offset(topic, index)
+            offset = await broker.latest_offset(topic, index)
         elif request.timestamp == EARLIEST:
-            offset = broker.earliest_offset(topic, index)
+            offset = await broker.earliest_offset(topic, index)
         else:
-            found = broker.offset_for_timestamp(topic, index, request.timestamp)
+            found = await broker.offset_for_timestamp(topic, index, request.timestamp)
             if found is not None:
                 timestamp, offset = found.timestamp, found.offset
     except MiniMQError as exc:

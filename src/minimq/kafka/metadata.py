@@ -16,11 +16,11 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from minimq.core.topic_config import validate_topic_name
 from minimq.errors import MiniMQError, TopicNotFound
 from minimq.kafka.context import RequestContext
 from minimq.kafka.errors import error_code_for
 from minimq.kafka.registry import ApiHandler, api
-from minimq.storage import validate_topic_name
 
 CLUSTER_ID = "minimq"
 LEADER_EPOCH = 0
@@ -30,7 +30,7 @@ LEADER_EPOCH = 0
 async def metadata(request: Any, ctx: RequestContext) -> Any:
     requested = request.topics
     if requested is None or (ctx.api_version == 0 and not requested):
-        names = ctx.broker.topic_names()  # null (v0: empty) means every topic
+        names = await ctx.broker.topic_names()  # null (v0: empty) means every topic
         may_create = False
     else:
         names = [topic.name for topic in requested]
@@ -51,7 +51,7 @@ async def _topic(ctx: RequestContext, name: str, may_create: bool) -> Any:
         validate_topic_name(name)
         if may_create:
             await ensure_topic(ctx, name)
-        partitions = ctx.broker.describe_topic(name).config.partitions
+        partitions = (await ctx.broker.describe_topic(name)).config.partitions
     except MiniMQError as exc:
         return ctx.make(
             "MetadataResponseTopic", error_code=error_code_for(exc), name=name, partitions=[]
@@ -86,7 +86,7 @@ async def ensure_topic(ctx: RequestContext, name: str) -> None:
     """
     broker = ctx.broker
     try:
-        broker.describe_topic(name)
+        await broker.describe_topic(name)
         return
     except TopicNotFound:
         pass

@@ -18,12 +18,12 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from minimq.core.topic_config import validate_topic_name
 from minimq.errors import MiniMQError, TopicAlreadyExists
 from minimq.kafka.context import RequestContext
 from minimq.kafka.errors import KafkaError, error_code_for
 from minimq.kafka.registry import ApiHandler, api
 from minimq.kafka.topic_configs import as_dict, topic_config
-from minimq.storage import validate_topic_name
 
 BROKER_DEFAULT = -1
 
@@ -65,7 +65,7 @@ async def _create(ctx: RequestContext, topic: Any, validate_only: bool) -> None:
         raise KafkaError(ErrorCode.invalid_partitions, f"{partitions} partitions")
     config = topic_config(partitions, as_dict(topic.configs))
     if validate_only:
-        if topic.name in broker.topic_names():
+        if topic.name in await broker.topic_names():
             raise TopicAlreadyExists(f"topic {topic.name!r} already exists")
         return
     await broker.create_topic(topic.name, config)

@@ -13,8 +13,8 @@ from dataclasses import replace
 from typing import Any, Final, NamedTuple
 
 from minimq.core.timestamps import TimestampBounds
+from minimq.core.topic_config import DEFAULT_SEGMENT_BYTES, TopicConfig
 from minimq.errors import InvalidConfig
-from minimq.storage.api import DEFAULT_SEGMENT_BYTES, TopicConfig
 
 CLEANUP_POLICY: Final = "delete"
 TIMESTAMP_TYPE: Final = "CreateTime"

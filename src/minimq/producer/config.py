@@ -3,8 +3,9 @@
 ======================  ==========================  ==============================
 flag                    environment                 default
 ======================  ==========================  ==============================
-``--broker-url``        ``BROKER_URL``,             ``http://localhost:5000``
-                        ``MINIMQ_BROKER_URL``
+``--broker-url``        ``BROKER_URL``,             ``http://localhost:5000``;
+                        ``MINIMQ_BROKER_URL``       several comma-separated URLs
+                                                    fail over (``minimq.client``)
 ``--topics``            ``TOPICS``                  ``temperature,humidity,pressure``
 ``--topic``             ``TOPIC``                   none (pins every tick to it)
 ``--interval``          ``INTERVAL_SECONDS``        ``2`` (fractions allowed)
@@ -42,7 +43,7 @@ from dataclasses import dataclass
 from minimq.environment import (
     InvalidEnvironment,
     env,
-    http_url,
+    http_urls,
     name_list,
     one_of,
     positive_int,
@@ -142,9 +143,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--broker-url",
-        type=http_url,
+        type=http_urls,
         default=env("BROKER_URL", env("MINIMQ_BROKER_URL", "http://localhost:5000")),
-        help="broker base URL (env BROKER_URL or MINIMQ_BROKER_URL; default %(default)s)",
+        help="broker base URL, or several comma-separated to fail over between"
+        " (env BROKER_URL or MINIMQ_BROKER_URL; default %(default)s)",
     )
     parser.add_argument(
         "--topics",

@@ -12,6 +12,7 @@ from minimq.server import group_routes, node_routes, stream_routes, topic_routes
 from minimq.server.config import BrokerConfig
 from minimq.server.context import CONTEXT, ServerContext, context
 from minimq.server.gate import RequestGate
+from minimq.server.group_forwarding import FORWARDER, GroupForwarder
 from minimq.server.metrics import BrokerMetrics
 from minimq.server.middleware import defer_expectation, request_middleware
 from minimq.server.response_budget import ResponseBudget
@@ -24,7 +25,9 @@ routes = web.RouteTableDef()
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(context(request).metrics.registry)
+    broker_metrics = context(request).metrics
+    await broker_metrics.refresh()
+    body = generate_latest(broker_metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -72,5 +75,8 @@ def create_app(
         node_routes.routes,
     ):
         _add_routes(app, table)
+    forwarder = GroupForwarder(config.max_connections_per_address)
+    app[FORWARDER] = forwarder
     app.on_shutdown.append(_wake_waiters)
+    app.on_cleanup.append(forwarder.close)
     return app

@@ -15,6 +15,7 @@ from minimq.errors import (
     LimitReached,
     MessageTooLarge,
     MiniMQError,
+    NotCoordinator,
     NotFound,
     OffsetOutOfRange,
     RequestTimeout,
@@ -44,11 +45,12 @@ _STATUS_BY_ERROR: tuple[tuple[type[MiniMQError], int], ...] = (
     (StorageFull, 507),
     (StorageError, 503),
     (TooManyConnections, 503),
+    (NotCoordinator, 503),
     (ResponseBufferFull, 503),
 )
 
 # Refusals of a busy broker, not of the request: the client may send it again soon.
-_RETRY_SOON = frozenset({TooManyConnections.code, ResponseBufferFull.code})
+_RETRY_SOON = frozenset({TooManyConnections.code, ResponseBufferFull.code, NotCoordinator.code})
 
 # Errors that aiohttp itself raises before a handler runs.
 _CODE_BY_HTTP_STATUS = {

@@ -1,4 +1,9 @@
-"""Handlers for consumer groups: join, group fetch, commit, heartbeat, leave, describe, reset."""
+"""Handlers for consumer groups: join, group fetch, commit, heartbeat, leave, describe, reset.
+
+Every route naming one group runs on that group's coordinator (``coordinated``: here, or
+forwarded to the gateway holding the group's lease). The listing merges what this gateway
+knows with the group names of the committed offsets, which every gateway shares.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from minimq.core import CommitOffset, GroupMembership, ResetPolicy, StartPositio
 from minimq.errors import InvalidRequest
 from minimq.server import inputs, serialize
 from minimq.server.context import context, json_response
+from minimq.server.group_forwarding import coordinated
 from minimq.server.response_budget import send_json
 from minimq.server.topic_routes import fetch_limits
 
@@ -42,6 +48,7 @@ _GENERATION_LIMIT = 2**62
 # No HEAD: a group fetch moves the member's positions (and with commit=true the
 # committed offsets), so a HEAD would hand records to nobody.
 @routes.get("/v1/groups/{group}/topics/{topic}/records", allow_head=False)
+@coordinated(_group)
 async def group_fetch(request: web.Request) -> web.StreamResponse:
     group = _group(request)
     topic = inputs.topic_name(request.match_info["topic"])
@@ -85,6 +92,7 @@ async def group_fetch(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/v1/groups/{group}/commit")
+@coordinated(_group)
 async def commit(request: web.Request) -> web.Response:
     group = _group(request)
     body = await context(request).json_body(request)
@@ -123,6 +131,7 @@ _MEMBER_FIELDS = frozenset({"topic", "member_id", "generation"})
 
 
 @routes.post("/v1/groups/{group}/join")
+@coordinated(_group)
 async def join(request: web.Request) -> web.Response:
     group = _group(request)
     body = await context(request).json_body(request)
@@ -130,11 +139,12 @@ async def join(request: web.Request) -> web.Response:
     topic = inputs.topic_name(inputs.field(body, "topic", str, required=True) or "")
     member = _member(inputs.field(body, "member_id", str))
     assignor = inputs.field(body, "assignor", str)
-    membership = context(request).broker.groups.join(group, topic, member, assignor)
+    membership = await context(request).broker.groups.join(group, topic, member, assignor)
     return json_response(_membership(group, topic, membership))
 
 
 @routes.post("/v1/groups/{group}/heartbeat")
+@coordinated(_group)
 async def heartbeat(request: web.Request) -> web.Response:
     group = _group(request)
     body = await context(request).json_body(request)
@@ -143,11 +153,12 @@ async def heartbeat(request: web.Request) -> web.Response:
     # Required: a heartbeat without a member id would make a member nobody runs.
     member = _member(inputs.field(body, "member_id", str, required=True)) or ""
     generation = inputs.int_field(body, "generation", 0, _GENERATION_LIMIT)
-    membership = context(request).broker.groups.heartbeat(group, topic, member, generation)
+    membership = await context(request).broker.groups.heartbeat(group, topic, member, generation)
     return json_response(_membership(group, topic, membership))
 
 
 @routes.post("/v1/groups/{group}/leave")
+@coordinated(_group)
 async def leave(request: web.Request) -> web.Response:
     group = _group(request)
     body = await context(request).json_body(request)
@@ -160,7 +171,7 @@ async def leave(request: web.Request) -> web.Response:
 
 @routes.get("/v1/groups")
 async def list_groups(request: web.Request) -> web.Response:
-    groups = context(request).broker.groups.list_groups()
+    groups = await context(request).broker.groups.list_groups()
     return json_response(
         {
             "groups": [
@@ -179,12 +190,14 @@ async def list_groups(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/groups/{group}")
+@coordinated(_group)
 async def describe_group(request: web.Request) -> web.Response:
-    info = context(request).broker.groups.describe(_group(request))
+    info = await context(request).broker.groups.describe(_group(request))
     return json_response(serialize.group_info(info))
 
 
 @routes.post("/v1/groups/{group}/reset")
+@coordinated(_group)
 async def reset(request: web.Request) -> web.Response:
     group = _group(request)
     body = await context(request).json_body(request)
@@ -214,6 +227,7 @@ async def reset(request: web.Request) -> web.Response:
 
 
 @routes.delete("/v1/groups/{group}")
+@coordinated(_group)
 async def delete_group(request: web.Request) -> web.Response:
     await context(request).broker.groups.delete(_group(request))
     return web.Response(status=204)

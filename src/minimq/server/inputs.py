@@ -15,11 +15,11 @@ from typing import Any, TypeVar, cast
 from aiohttp import hdrs, web
 
 from minimq.core import StartPosition
+from minimq.core.topic_config import validate_topic_name
 from minimq.errors import InvalidRequest, RequestTimeout, RequestTooLarge
 from minimq.server import strict_json
 from minimq.server.body_spool import MEMORY_BYTES as SPOOL_MEMORY_BYTES
 from minimq.server.body_spool import BodySpool
-from minimq.storage import validate_topic_name
 
 T = TypeVar("T")
 

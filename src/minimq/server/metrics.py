@@ -20,7 +20,7 @@ handler all do), so no locks are taken.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
@@ -66,8 +66,15 @@ class LoopHistogram:
 
 
 class GroupLagCollector(Collector):
-    def __init__(self, source: Callable[[], list[tuple[str, GroupOffset]]]) -> None:
+    """Group lag as of the last :meth:`refresh` (the store is asked asynchronously,
+    and a Prometheus collector is not)."""
+
+    def __init__(self, source: Callable[[], Awaitable[list[tuple[str, GroupOffset]]]]) -> None:
         self._source = source
+        self._latest: list[tuple[str, GroupOffset]] = []
+
+    async def refresh(self) -> None:
+        self._latest = await self._source()
 
     def collect(self) -> Iterable[Metric]:
         lag = GaugeMetricFamily(
@@ -75,7 +82,7 @@ class GroupLagCollector(Collector):
             "Messages between a group's committed offset and the partition's end offset",
             labels=["group", "topic", "partition"],
         )
-        for group, offset in self._source():
+        for group, offset in self._latest:
             lag.add_metric([group, offset.topic, str(offset.partition)], offset.lag)
         yield lag
 
@@ -121,10 +128,19 @@ class BrokerMetrics(Collector):
         # Fed by the produce lane (minimq.server.produce_lane).
         self.lane_requests = 0
         self.lane_handoffs = 0
+        self._group_lag: GroupLagCollector | None = None
         self.registry.register(self)
 
-    def watch_group_lag(self, source: Callable[[], list[tuple[str, GroupOffset]]]) -> None:
-        self.registry.register(GroupLagCollector(source))
+    def watch_group_lag(
+        self, source: Callable[[], Awaitable[list[tuple[str, GroupOffset]]]]
+    ) -> None:
+        self._group_lag = GroupLagCollector(source)
+        self.registry.register(self._group_lag)
+
+    async def refresh(self) -> None:
+        """Gather what collectors cannot ask for themselves; before each scrape."""
+        if self._group_lag is not None:
+            await self._group_lag.refresh()
 
     def watch_responses(self, budget: ResponseBudget) -> None:
         self.registry.register(ResponseBudgetCollector(budget))

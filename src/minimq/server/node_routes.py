@@ -42,7 +42,7 @@ async def list_nodes(request: web.Request) -> web.Response:
 async def registered_nodes(broker: Broker) -> list[str]:
     """Distinct node names of the ``nodes`` topic, first registration first."""
     try:
-        topic = broker.describe_topic(NODES_TOPIC)
+        topic = await broker.describe_topic(NODES_TOPIC)
     except TopicNotFound:
         return []
     seen: dict[str, int] = {}  # name -> timestamp of its first registration

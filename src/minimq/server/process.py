@@ -1,5 +1,11 @@
 """Running the broker process: open storage, serve HTTP and Kafka, shut down cleanly.
 
+This is the composition root: the only module of the server that knows the
+storage backends.  ``--backend`` empty opens the data directory (the disk
+engine, :mod:`minimq.storage`); ``--backend nats://...`` opens the JetStream
+backend (:mod:`minimq.jetstream`, imported only then, so a broker on disk
+needs none of its dependencies).  Everything else sees the storage seam.
+
 The Kafka listener (``--kafka-port``, 0 = off) is bound before the HTTP one,
 so once ``/healthz`` answers, both transports are up.
 
@@ -14,10 +20,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+import uuid
 
 from aiohttp import web
 
 from minimq.core import Broker
+from minimq.core.storage_seam import GatewayAddress, Storage
 from minimq.errors import MiniMQError, StorageError
 from minimq.kafka import KafkaListener
 from minimq.server.app import create_app
@@ -27,7 +35,7 @@ from minimq.server.gate import RequestGate
 from minimq.server.metrics import BrokerMetrics
 from minimq.server.produce_lane import ProduceLane
 from minimq.server.tuning import raise_open_file_limit, tune_for_serving
-from minimq.storage import open_storage
+from minimq.storage import StorageLimits, open_storage
 
 log = logging.getLogger("minimq.broker")
 
@@ -47,9 +55,13 @@ async def serve(config: BrokerConfig) -> int:
         )
     raise_open_file_limit()
     try:
-        storage = await open_storage(config.data_dir, config.fsync, config.storage_limits)
+        storage = await open_backend(config)
     except StorageError as exc:
-        log.error("cannot open data directory %s: %s", config.data_dir, exc.message)
+        where = config.nats_servers
+        if where is None:
+            log.error("cannot open data directory %s: %s", config.data_dir, exc.message)
+        else:
+            log.error("cannot open the JetStream backend at %s: %s", ",".join(where), exc.message)
         return 1
     metrics = BrokerMetrics()
     broker = Broker(storage, config.broker_settings, metrics)
@@ -78,6 +90,14 @@ async def serve(config: BrokerConfig) -> int:
         config.kafka_settings,
         body_timeout_s=config.request_timeout_s,
         write_timeout_s=config.write_timeout_s,
+    )
+    # Before either listener takes a request: from the first one on, a group is served here
+    # only under its ownership lease (a no-op over the data directory: this process owns all).
+    ownership = broker.groups.ownership
+    kafka_host, kafka_port = kafka.advertised if config.kafka_port else ("", 0)
+    ownership.start(
+        GatewayAddress(config.http_url, kafka_host, kafka_port, uuid.uuid4().hex),
+        config.group_lease_ms / 1000,
     )
     if config.kafka_port:
         try:
@@ -117,12 +137,11 @@ async def serve(config: BrokerConfig) -> int:
         await broker.close()
         return 1
     log.info(
-        "broker listening on http://%s:%d (data dir %s, fsync %s, %d topics, auth %s)",
+        "broker listening on http://%s:%d (backend: %s, %d topics, auth %s)",
         config.host,
         config.port,
-        config.data_dir,
-        config.fsync,
-        len(broker.topic_names()),
+        describe_backend(config),
+        len(await broker.topic_names()),
         "on" if config.token else "off",
     )
     stop = asyncio.Event()
@@ -132,6 +151,7 @@ async def serve(config: BrokerConfig) -> int:
     housekeeping = [
         asyncio.create_task(_retention_loop(broker, config.retention_check_interval_s)),
         asyncio.create_task(_session_expiry_loop(broker)),
+        asyncio.create_task(ownership.maintain()),
     ]
     await stop.wait()
     log.info("shutting down: finishing in-flight requests")
@@ -150,9 +170,48 @@ async def serve(config: BrokerConfig) -> int:
         runner.cleanup(),
         kafka.stop(config.shutdown_timeout_s),
     )
+    # Nothing is served any more: other brokers may coordinate this one's groups at once.
+    await ownership.release_all()
     await broker.close()
     log.info("broker stopped; data flushed and fsynced")
     return 0
+
+
+def describe_backend(config: BrokerConfig) -> str:
+    """The backend as the start-up log names it."""
+    servers = config.nats_servers
+    if servers is None:
+        return f"data dir {config.data_dir}, fsync {config.fsync}"
+    return (
+        f"JetStream {','.join(servers)}, replicas {config.replicas},"
+        f" namespace {config.nats_namespace}"
+    )
+
+
+async def open_backend(config: BrokerConfig) -> Storage:
+    """Open the storage backend ``config`` names (``StorageError`` if it cannot be)."""
+    servers = config.nats_servers
+    if servers is None:
+        limits = {
+            name: value
+            for name in ("max_open_segment_files", "max_topics", "max_partitions")
+            if (value := getattr(config, name)) is not None
+        }
+        return await open_storage(config.data_dir, config.fsync, StorageLimits(**limits))
+    try:
+        from minimq.jetstream import open_jetstream_storage  # noqa: PLC0415 (only when asked for)
+    except ImportError as exc:
+        missing = "the minimq.jetstream package" if exc.name == "minimq.jetstream" else exc.name
+        raise StorageError(
+            f"--backend {config.backend} needs the JetStream backend, but {missing} cannot be"
+            f" imported ({exc}); install MiniMQ with nats-py (pip install nats-py)"
+        ) from exc
+    try:
+        return await open_jetstream_storage(
+            servers, replicas=config.replicas, namespace=config.nats_namespace
+        )
+    except (TimeoutError, OSError) as exc:
+        raise StorageError(f"cannot reach the NATS cluster at {','.join(servers)}: {exc}") from exc
 
 
 async def _session_expiry_loop(broker: Broker) -> None:

@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from minimq.core import GroupInfo, MemberInfo, RecordPositions, TopicInfo
+from minimq.core.records import Record
+from minimq.core.topic_config import TopicConfig
 from minimq.server.value_rule import headers_text, key_text, value_texts
-from minimq.storage.api import Record, TopicConfig
 
 _EMPTY_ARRAY = orjson.Fragment(b"[]")
 _POSITION = b'{"partition":%d,"offset":%d}'

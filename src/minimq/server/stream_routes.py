@@ -52,7 +52,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         inputs.query_int(request, "partition", 0, 0, 1023) if "partition" in request.query else None
     )
     start = _start(request, partition)
-    cursor = context(request).broker.open_stream(topic, start, partition)
+    cursor = await context(request).broker.open_stream(topic, start, partition)
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

@@ -14,16 +14,17 @@ import orjson
 from aiohttp import web
 
 from minimq.core import Broker, FetchLimits, FetchResult, ProduceRecord
+from minimq.core.topic_config import DEFAULT_SEGMENT_BYTES, FsyncPolicy, TopicConfig
 from minimq.errors import InvalidRequest
 from minimq.server import inputs, serialize, value_rule
 from minimq.server.context import context, json_response
+from minimq.server.group_forwarding import coordinated
 from minimq.server.response_budget import (
     DIRECT_BYTES,
     ResponseBudget,
     prefix_within,
     send_body,
 )
-from minimq.storage.api import DEFAULT_SEGMENT_BYTES, FsyncPolicy, TopicConfig
 
 routes = web.RouteTableDef()
 
@@ -54,7 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/v1/topics")
 async def list_topics(request: web.Request) -> web.Response:
-    infos = context(request).broker.list_topics()
+    infos = await context(request).broker.list_topics()
     return json_response({"topics": [serialize.topic_info(info) for info in infos]})
 
 
@@ -89,7 +90,7 @@ async def create_topic(request: web.Request) -> web.Response:
 @routes.get("/v1/topics/{topic}")
 async def describe_topic(request: web.Request) -> web.Response:
     topic = inputs.topic_name(request.match_info["topic"])
-    info = context(request).broker.describe_topic(topic)
+    info = await context(request).broker.describe_topic(topic)
     return json_response(serialize.topic_info(info))
 
 
@@ -309,11 +310,17 @@ async def produce_message(
 
 # allow_head=False: a read that moves a position must never answer HEAD, which
 # would move it and throw the record away (aiohttp adds HEAD to GET routes).
+def _consumer_group(request: web.Request) -> str:
+    """The implicit group of the original ``/consume``: the consumer id."""
+    return inputs.group_name(_required_query(request, "consumer_id"), "consumer_id")
+
+
 @routes.get("/consume", allow_head=False)
+@coordinated(_consumer_group)
 async def legacy_consume(request: web.Request) -> web.Response:
     """The original contract: the next message for ``consumer_id``, or 204."""
     topic = inputs.topic_name(_required_query(request, "topic"))
-    consumer = inputs.group_name(_required_query(request, "consumer_id"), "consumer_id")
+    consumer = _consumer_group(request)
     consumed = await context(request).broker.groups.consume(topic, consumer)
     if consumed is None:
         return web.Response(status=204)

@@ -25,9 +25,9 @@ are left out when not needed, so a record produced over HTTP is written
 byte for byte as before the rule.
 
 Which values are checked. Only a Kafka client's: storage reads them back
-as :class:`~minimq.storage.api.ClientBytes`, and values of MiniMQ's own
+as :class:`~minimq.core.records.ClientBytes`, and values of MiniMQ's own
 batches as plain ``bytes`` (the batch's origin is marked on disk, see
-:mod:`minimq.storage.batch`). Own batches hold only values the HTTP API
+:mod:`minimq.recordbatch.frames`). Own batches hold only values the HTTP API
 accepted: ``orjson.dumps`` of a request's strictly parsed JSON, which is
 strict JSON by construction, so they are trusted and go out as they are
 (the same text the check would have passed). A page is therefore sorted by
@@ -64,9 +64,9 @@ from typing import cast
 
 import orjson
 
+from minimq.core.records import Header
 from minimq.errors import InvalidRequest
 from minimq.server import strict_json
-from minimq.storage.api import Header
 
 # A value sits three levels into a produce body ({"records": [{"value": ...}]}).
 VALUE_MAX_DEPTH = strict_json.MAX_DEPTH - 3

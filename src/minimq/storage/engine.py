@@ -25,8 +25,9 @@ import resource
 from pathlib import Path
 from typing import Final
 
+from minimq.core.storage_seam import AppendListener, SingleGatewayLeases
+from minimq.core.topic_config import FsyncPolicy
 from minimq.errors import StorageError
-from minimq.storage.api import FsyncPolicy
 from minimq.storage.files import DataDirLock, atomic_write, fsync_dir
 from minimq.storage.limits import StorageLimits
 from minimq.storage.offsets import SqliteOffsetStore
@@ -54,6 +55,8 @@ class DiskStorage:
         self._logs = logs
         self._offsets = offsets
         self._producer_ids = DiskProducerIdStore(data_dir)
+        # The data directory's lock makes this process its only user: it owns every group.
+        self._group_leases = SingleGatewayLeases()
         self._closed = False
 
     @property
@@ -67,6 +70,17 @@ class DiskStorage:
     @property
     def producer_ids(self) -> DiskProducerIdStore:
         return self._producer_ids
+
+    @property
+    def group_leases(self) -> SingleGatewayLeases:
+        return self._group_leases
+
+    def add_append_listener(self, listener: AppendListener) -> None:
+        """Call ``listener(topic, partition)`` after each append this process stored.
+
+        Only this process can hold the data directory, so its own appends are all there are.
+        """
+        self._logs.add_append_listener(listener)
 
     async def close(self) -> None:
         """Drain appends, fsync and close every log, mark a clean shutdown, release the lock."""

@@ -359,15 +359,15 @@ class SqliteOffsetStore:
             found = self._groups[group] = _GroupOffsets()
         return found
 
-    def committed(self, group: str) -> dict[tuple[str, int], int]:
+    async def committed(self, group: str) -> dict[tuple[str, int], int]:
         found = self._groups.get(group)
         return {} if found is None else found.live(self._live_topic_id)
 
-    def metadata(self, group: str) -> dict[tuple[str, int], str]:
+    async def metadata(self, group: str) -> dict[tuple[str, int], str]:
         found = self._groups.get(group)
         return {} if found is None else found.live_metadata(self._live_topic_id)
 
-    def group_names(self) -> list[str]:
+    async def group_names(self) -> list[str]:
         return sorted(g for g, found in self._groups.items() if found.live(self._live_topic_id))
 
     async def delete_group(self, group: str) -> None:

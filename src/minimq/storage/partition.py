@@ -10,8 +10,8 @@ acknowledged, so N concurrent producers pay for one fsync, not N.  Under
 at most ``interval_ms`` later; under ``never`` only rolls and ``close`` fsync.
 ``append_batches`` queues Kafka clients' frames the same way, already
 encoded: it marks each as a client's batch (``partitionLeaderEpoch``
-:data:`~minimq.storage.batch.CLIENT_BATCH_EPOCH`, where ``append``'s carry
-:data:`~minimq.storage.batch.OWN_BATCH_EPOCH`), the writer overwrites its
+:data:`~minimq.recordbatch.frames.CLIENT_BATCH_EPOCH`, where ``append``'s carry
+:data:`~minimq.recordbatch.frames.OWN_BATCH_EPOCH`), the writer overwrites its
 base offset, and the frames of one call go into the same group at
 consecutive offsets.
 
@@ -66,9 +66,13 @@ roll whose files cannot be created.  Under ``interval:<ms>`` the active log
 stays leased from its first unsynced write until the interval fsync.
 
 Concurrency contract.  All public methods run on the event-loop thread.
-``read`` and ``offset_for_timestamp`` are synchronous and only look at
-published state (segment list, each segment's published ``size``), which the
-loop thread updates after a write returned; they never block on the writer.
+``bounds``, ``read``, ``read_raw`` and ``offset_for_timestamp`` are
+coroutines for the seam's sake but never suspend (the pread of a read is
+short and runs inline, as before): they only look at published state
+(segment list, each segment's published ``size``), which the loop thread
+updates after a write returned; they never block on the writer.  After each
+published write the log calls ``on_stored`` (the log store's append
+listeners), so waiters wake only for records a read can return.
 Blocking file work runs in the default executor (or inline, for the small
 unsynced writes above), serialized by ``_io_lock`` (writer groups, rolls,
 interval fsyncs, retention and close).
@@ -89,6 +93,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from minimq.core.records import NewRecord, Record
+from minimq.core.storage_seam import LogBounds
+from minimq.core.topic_config import FsyncPolicy, TopicConfig
 from minimq.errors import (
     CorruptLog,
     InvalidRequest,
@@ -97,8 +104,7 @@ from minimq.errors import (
     StorageError,
     StorageFull,
 )
-from minimq.storage.api import FsyncPolicy, NewRecord, Record, TopicConfig
-from minimq.storage.batch import (
+from minimq.recordbatch.frames import (
     CLIENT_BATCH_EPOCH_BYTES,
     LEADER_EPOCH,
     BatchHeader,
@@ -169,6 +175,8 @@ class DiskPartitionLog:
         self._failure: StorageError | None = None
         self._recoverable = False  # the failure is a StorageFull write under fsync=always
         self._closed = False
+        # Told (topic, partition bound in by the log store) after each stored append.
+        self.on_stored: Callable[[], None] = _nobody
 
     # ----------------------------------------------------------------- opening
 
@@ -234,6 +242,11 @@ class DiskPartitionLog:
     def size_bytes(self) -> int:
         return self._size_bytes
 
+    async def bounds(self) -> LogBounds:
+        return LogBounds(
+            self._segments[0].base_offset, self._segments[-1].next_offset, self._size_bytes
+        )
+
     @property
     def failed(self) -> bool:
         return self._failure is not None
@@ -244,7 +257,7 @@ class DiskPartitionLog:
 
     # ----------------------------------------------------------------- reading
 
-    def read(self, offset: int, max_records: int, max_bytes: int) -> list[Record]:
+    async def read(self, offset: int, max_records: int, max_bytes: int) -> list[Record]:
         start, end = self.start_offset, self.end_offset
         if not start <= offset <= end:
             raise OffsetOutOfRange(f"offset {offset} is outside the log's range [{start}, {end}]")
@@ -265,12 +278,12 @@ class DiskPartitionLog:
             offset = out[-1].offset + 1
         return out
 
-    def read_raw(self, offset: int, max_bytes: int) -> tuple[list[memoryview], int]:
+    async def read_raw(self, offset: int, max_bytes: int) -> tuple[list[memoryview | bytes], int]:
         """Whole stored batches from the one holding ``offset``, verbatim (see ``PartitionLog``)."""
         start, end = self.start_offset, self.end_offset
         if not start <= offset <= end:
             raise OffsetOutOfRange(f"offset {offset} is outside the log's range [{start}, {end}]")
-        out: list[memoryview] = []
+        out: list[memoryview | bytes] = []
         budget = max_bytes
         first = bisect_right(self._bases, offset) - 1
         for segment in self._segments[first:]:
@@ -311,7 +324,7 @@ class DiskPartitionLog:
 
         return scan
 
-    def offset_for_timestamp(self, timestamp: int) -> int:
+    async def offset_for_timestamp(self, timestamp: int) -> int:
         for segment in list(self._segments):
             found = segment.offset_for_timestamp(timestamp)
             if found is not None:
@@ -320,7 +333,7 @@ class DiskPartitionLog:
 
     # ----------------------------------------------------------------- appending
 
-    async def append(self, records: Sequence[NewRecord]) -> int:
+    async def append(self, records: Sequence[NewRecord], dedup_id: str | None = None) -> int:
         if self._failure is not None and not self._recoverable:
             raise LogFailed(f"{self.directory}: an earlier write failed ({self._failure.message})")
         if self._closed:
@@ -448,6 +461,8 @@ class DiskPartitionLog:
             for pending in chunk:
                 if not pending.future.done():
                     pending.future.set_result(pending.base_offset)
+            # Readable now: wake long-polls and streams (also of appends whose caller left).
+            self.on_stored()
             first = last
         if self.fsync.mode == "interval" and self._flush_timer is None:
             self._flush_timer = asyncio.get_running_loop().call_later(
@@ -696,6 +711,10 @@ class DiskPartitionLog:
         """Close every segment without fsync (blocking; for aborted opens and after ``close``)."""
         for segment in self._segments:
             segment.close()
+
+
+def _nobody() -> None:
+    """The ``on_stored`` of a log no store listens to (tools, tests)."""
 
 
 def _record_count(frame: bytearray) -> int:

@@ -48,9 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from minimq.core.records import Record
 from minimq.errors import CorruptLog
-from minimq.storage.api import Record
-from minimq.storage.batch import (
+from minimq.recordbatch.compression import NONE
+from minimq.recordbatch.frames import (
     HEADER_READ_BYTES,
     HEADER_SIZE,
     LENGTH_PREFIX,
@@ -64,7 +65,6 @@ from minimq.storage.batch import (
     parse_header,
     read_cost,
 )
-from minimq.storage.compression import NONE
 from minimq.storage.descriptors import CachedFile, DescriptorCache
 from minimq.storage.files import pwrite_all, storage_error, write_all
 from minimq.storage.index import (

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -55,6 +56,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
+from minimq.core.storage_seam import AppendListener
+from minimq.core.topic_config import (
+    TOPIC_NAME,
+    UNBOUNDED_MS,
+    FsyncPolicy,
+    TopicConfig,
+    validate_topic_name,
+)
 from minimq.errors import (
     CorruptLog,
     InvalidConfig,
@@ -66,7 +75,6 @@ from minimq.errors import (
     TopicLimitReached,
     TopicNotFound,
 )
-from minimq.storage.api import UNBOUNDED_MS, FsyncPolicy, TopicConfig
 from minimq.storage.descriptors import DescriptorCache
 from minimq.storage.files import atomic_write, fsync_dir, storage_error
 from minimq.storage.limits import StorageLimits
@@ -75,22 +83,12 @@ from minimq.storage.segment import NO_SPACE_ERRNOS
 
 log = logging.getLogger(__name__)
 
-TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 CONFIG_FILE: Final = "topic.json"
 CONFIG_FORMAT: Final = 1
 TOPIC_ID: Final = re.compile(r"[0-9a-f]{32}")
 MAX_PARTITIONS: Final = 1024
 MIN_SEGMENT_BYTES: Final = 1024
 MAX_SEGMENT_BYTES: Final = 1024 * 1024 * 1024  # index positions are uint32
-
-
-def validate_topic_name(name: str) -> str:
-    """Return ``name`` if it is a valid topic name, else raise ``InvalidTopicName``."""
-    if not isinstance(name, str) or not TOPIC_NAME.fullmatch(name) or name in (".", ".."):
-        raise InvalidTopicName(
-            f"topic names are 1-249 characters of A-Z a-z 0-9 . _ - (not . or ..): {name!r}"
-        )
-    return name
 
 
 def validate_config(config: TopicConfig) -> TopicConfig:
@@ -247,6 +245,7 @@ class DiskLogStore:
         # or rebuilt): given one in memory, written by persist_topic_ids once the
         # offsets store has adopted their commits under it.
         self.unpersisted_topic_ids: set[str] = set()
+        self._append_listeners: list[AppendListener] = []
 
     # ----------------------------------------------------------------- opening
 
@@ -394,9 +393,11 @@ class DiskLogStore:
                         "topics/ (put the partition's files back in place)"
                     )
                 directory.mkdir(exist_ok=True)
-                opened.append(
-                    DiskPartitionLog.open(directory, config, fsync, clean=clean, files=self.files)
+                plog = DiskPartitionLog.open(
+                    directory, config, fsync, clean=clean, files=self.files
                 )
+                plog.on_stored = functools.partial(self._stored, topic_dir.name, number)
+                opened.append(plog)
         except BaseException:
             for partition in opened:
                 partition.close_files()
@@ -435,16 +436,33 @@ class DiskLogStore:
             # The topic is gone with the rename; the next open empties trash/ again.
             log.warning("%s: not removed yet (%s); the next start removes it", target, exc)
 
+    # ----------------------------------------------------------------- notification
+
+    def add_append_listener(self, listener: AppendListener) -> None:
+        """Call ``listener(topic, partition)`` after each append and deleted partition."""
+        self._append_listeners.append(listener)
+
+    def _stored(self, topic: str, partition: int) -> None:
+        for listener in self._append_listeners:
+            listener(topic, partition)
+
     # ----------------------------------------------------------------- LogStore
 
-    def topic_names(self) -> list[str]:
+    async def topic_names(self) -> list[str]:
         return sorted(self._configs)
 
-    def topic_config(self, topic: str) -> TopicConfig:
+    async def topic_config(self, topic: str) -> TopicConfig:
+        return self._config(topic)
+
+    def _config(self, topic: str) -> TopicConfig:
         try:
             return self._configs[topic]
         except KeyError:
             raise TopicNotFound(f"topic {topic!r} does not exist") from None
+
+    def validate_topic_name(self, name: str) -> None:
+        """The disk engine carries every name the broker's rule accepts (as directory names)."""
+        validate_topic_name(name)
 
     def partition(self, topic: str, partition: int) -> DiskPartitionLog:
         try:
@@ -459,7 +477,7 @@ class DiskLogStore:
 
     def partitions(self, topic: str) -> list[DiskPartitionLog]:
         """Every partition log of ``topic``, in partition order."""
-        self.topic_config(topic)
+        self._config(topic)
         return list(self._partitions[topic])
 
     async def create_topic(self, topic: str, config: TopicConfig) -> None:
@@ -511,14 +529,19 @@ class DiskLogStore:
 
     async def delete_topic(self, topic: str) -> None:
         async with self._admin_lock:
-            self.topic_config(topic)
+            self._config(topic)
             partitions = self._partitions.pop(topic)
             del self._configs[topic]
-            for partition in partitions:
-                await partition.close()
-            await asyncio.get_running_loop().run_in_executor(
-                None, self._discard, self.topics_dir / topic
-            )
+            try:
+                for partition in partitions:
+                    await partition.close()
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self._discard, self.topics_dir / topic
+                )
+            finally:
+                # Gone from memory already: waiters must wake and find it gone.
+                for number in range(len(partitions)):
+                    self._stored(topic, number)
 
     async def update_retention(
         self, topic: str, retention_ms: int | None, retention_bytes: int | None
@@ -530,7 +553,7 @@ class DiskLogStore:
         next retention pass applies exactly what a restart would read back.
         """
         async with self._admin_lock:
-            current = self.topic_config(topic)
+            current = self._config(topic)
             config = validate_config(
                 dataclasses.replace(
                     current, retention_ms=retention_ms, retention_bytes=retention_bytes

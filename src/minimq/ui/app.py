@@ -17,13 +17,14 @@ still could not run message contents.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask, Response
 from flask_bootstrap import Bootstrap5
 
 from minimq.ui import csrf, login
-from minimq.ui.broker import attach_client
+from minimq.ui.broker import attach_client, unreachable_message
 from minimq.ui.records import (
     format_bytes,
     format_count,
@@ -67,7 +68,7 @@ def _add_security_headers(response: Response) -> Response:
 
 
 def create_app(
-    broker_url: str,
+    broker_url: str | Sequence[str],
     token: str | None = None,
     *,
     password: str | None = None,
@@ -77,7 +78,8 @@ def create_app(
     broker_timeout: float = 5.0,
     **config: Any,
 ) -> Flask:
-    """Build the UI for the broker at ``broker_url``.
+    """Build the UI for the broker at ``broker_url`` (or any of several: a sequence,
+    or comma-separated URLs, of gateways over one cluster; ``ValueError`` if malformed).
 
     ``token`` is sent to the broker as a bearer token. With ``password``, or
     else with a ``token``, the UI needs a login with it (:mod:`minimq.ui.login`).
@@ -89,10 +91,11 @@ def create_app(
     the live tail within a second).  Extra ``config`` goes to ``app.config``.
     """
     app = Flask(__name__)
+    app.config.update(SECRET_KEY=secret_key or secrets.token_hex(32), BOOTSTRAP_SERVE_LOCAL=True)
+    client = attach_client(app, broker_url, token, broker_timeout)
     app.config.update(
-        SECRET_KEY=secret_key or secrets.token_hex(32),
-        BOOTSTRAP_SERVE_LOCAL=True,
-        MINIMQ_BROKER_URL=broker_url.rstrip("/"),
+        MINIMQ_BROKER_URL=", ".join(client.base_urls),
+        MINIMQ_BROKER_UNREACHABLE=unreachable_message(client.base_urls),
     )
     app.config.update(config)
     Bootstrap5(app)
@@ -100,7 +103,6 @@ def create_app(
     login.install(app, password or token, secure_cookie=secure_cookie)
     app.before_request(csrf.check_csrf)
     app.after_request(_add_security_headers)
-    attach_client(app, broker_url, token, broker_timeout)
     app.jinja_env.globals["csrf_token"] = csrf.csrf_token
     app.jinja_env.globals["poll_interval_ms"] = poll_interval_ms
     app.jinja_env.filters["isotime"] = format_time

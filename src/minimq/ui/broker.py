@@ -2,12 +2,16 @@
 
 The application owns one :class:`minimq.client.Client`; the client is
 thread-safe (a pooled urllib3 connection pool), so every waitress thread shares it
-and its keep-alive connections.  The UI client does not retry: a page or a
-live poll must report a broker outage within its one-second rhythm, and the
-browser's next poll *is* the retry.
+and its keep-alive connections.  The UI client does not retry with backoff: a
+page or a live poll must report a broker outage within its one-second rhythm,
+and the browser's next poll *is* the retry.  Given several broker URLs
+(gateways over one cluster) it still tries each once per call, so a page is
+served by whichever answers (:mod:`minimq.client._failover`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from flask import Flask, current_app
 
@@ -56,8 +60,19 @@ def status_for(error: MiniMQError) -> int:
     return 500
 
 
-def attach_client(app: Flask, broker_url: str, token: str | None, timeout: float) -> None:
-    app.extensions[EXTENSION_KEY] = Client(broker_url, token=token, timeout=timeout, retries=0)
+def attach_client(
+    app: Flask, broker_url: str | Sequence[str], token: str | None, timeout: float
+) -> Client:
+    client = Client(broker_url, token=token, timeout=timeout, retries=0)
+    app.extensions[EXTENSION_KEY] = client
+    return client
+
+
+def unreachable_message(urls: Sequence[str]) -> str:
+    """What the outage banner and error pages say: the URLs the UI tried."""
+    if len(urls) == 1:
+        return f"The UI cannot reach the broker at {urls[0]}."
+    return f"The UI cannot reach any of the brokers at {', '.join(urls)}."
 
 
 def close_client(app: Flask) -> None:

@@ -55,8 +55,10 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from minimq.core.groups.assignors import ASSIGNORS
+from minimq.core.groups.fenced_offsets import FencedOffsetStore
 from minimq.core.groups.group import Group, GroupState, Member, TopicPartition
 from minimq.core.groups.kafka_protocol import KafkaGroup, KafkaGroups, KafkaMember
+from minimq.core.groups.ownership import GroupOwnership
 from minimq.core.keyed_locks import KeyedLocks
 from minimq.core.models import (
     CommitOffset,
@@ -73,20 +75,28 @@ from minimq.core.models import (
     StartPosition,
 )
 from minimq.core.reader import PartitionReader, record_size
+from minimq.core.storage_seam import GroupLeases, OffsetStore, SingleGatewayLeases
 from minimq.errors import (
     GroupHasMembers,
     GroupNotFound,
     InconsistentGroupProtocol,
     InvalidRequest,
+    NotCoordinator,
     NotPartitionOwner,
     OffsetOutOfRange,
+    PartitionNotFound,
+    RebalanceInProgress,
+    StaleGeneration,
+    TopicNotFound,
     UnknownMember,
 )
-from minimq.storage.api import OffsetStore
 
 log = logging.getLogger("minimq.groups")
 
 HTTP_PROTOCOL = "http"
+# How often a fetch that named no generation is set up again when rebalances keep
+# ending the generation it was being served in, before it is refused.
+_SERVE_ATTEMPTS = 3
 
 
 def _wall_ms() -> int:
@@ -123,8 +133,16 @@ class GroupCoordinator:
         session_timeout_ms: int,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = _wall_ms,
+        *,
+        leases: GroupLeases | None = None,
     ) -> None:
         self._reader = reader
+        # Which groups this gateway coordinates (all of them, until started over a shared
+        # backend); every commit goes through the lease check of FencedOffsetStore.
+        self.ownership = GroupOwnership(
+            leases or SingleGatewayLeases(), self.forget_group, monotonic
+        )
+        offsets = FencedOffsetStore(offsets, self.ownership)
         self._offsets = offsets
         self._session_timeout_s = session_timeout_ms / 1000
         self._monotonic = monotonic
@@ -167,7 +185,7 @@ class GroupCoordinator:
         if isinstance(group, KafkaGroup):
             self.kafka.membership_changed(group)
             return
-        group.rebalance(next(self._generations), self._reader.partitions_of)
+        group.rebalance(next(self._generations), self._reader.known_partitions)
         if group.state is GroupState.EMPTY:
             # Nothing in memory outlives the members: positions are meaningful
             # only to an owner, and the committed offsets are in the store.
@@ -214,7 +232,7 @@ class GroupCoordinator:
     def _membership(self, group: Group, member_id: str, topic: str) -> GroupMembership:
         return GroupMembership(member_id, group.generation, group.owned(member_id, topic))
 
-    def join(
+    async def join(
         self,
         name: str,
         topic: str,
@@ -228,7 +246,7 @@ class GroupCoordinator:
         partitions it owns: its reads since its last commit come again, so a
         commit that was refused is never left without the records to redo it.
         """
-        self._reader.config(topic)
+        await self._reader.config(topic)
         if assignor is not None and assignor not in ASSIGNORS:
             raise InvalidRequest(f"assignor must be one of {', '.join(sorted(ASSIGNORS))}")
         member_id = member_id or uuid.uuid4().hex
@@ -239,11 +257,11 @@ class GroupCoordinator:
             group.positions.pop((topic, partition), None)
         return self._membership(group, member_id, topic)
 
-    def heartbeat(
+    async def heartbeat(
         self, name: str, topic: str, member_id: str, generation: int | None = None
     ) -> GroupMembership:
         """Keep ``member_id`` alive; a first heartbeat without a generation joins it."""
-        self._reader.config(topic)
+        await self._reader.config(topic)
         group, _ = self._admit(name, topic, member_id, generation)
         return self._membership(group, member_id, topic)
 
@@ -289,24 +307,27 @@ class GroupCoordinator:
 
     # -- reads -------------------------------------------------------------------
 
-    def _committed_or_reset(self, name: str, topic: str, partition: int, reset: ResetPolicy) -> int:
-        plog = self._reader.partition(topic, partition)
-        committed = self._offsets.committed(name).get((topic, partition))
-        if committed is None or not plog.start_offset <= committed <= plog.end_offset:
-            return plog.start_offset if reset == "earliest" else plog.end_offset
+    async def _committed_or_reset(
+        self, name: str, topic: str, partition: int, reset: ResetPolicy
+    ) -> int:
+        plog = await self._reader.partition(topic, partition)
+        committed = (await self._offsets.committed(name)).get((topic, partition))
+        start, end, _ = await plog.bounds()
+        if committed is None or not start <= committed <= end:
+            return start if reset == "earliest" else end
         return committed
 
-    def _read_from(
+    async def _read_from(
         self, topic: str, positions: dict[int, int], limits: FetchLimits
     ) -> list[PartitionRecord]:
-        """Records of ``positions``' partitions in order, within ``limits`` (no await)."""
+        """Records of ``positions``' partitions in order, within ``limits``."""
         taken: list[PartitionRecord] = []
         max_records, max_bytes = limits.max_records, limits.max_bytes
         for partition, position in positions.items():
             if max_records <= 0 or max_bytes <= 0:
                 break
-            plog = self._reader.partition(topic, partition)
-            records = self._reader.read(plog, position, FetchLimits(max_records, max_bytes))
+            plog = await self._reader.partition(topic, partition)
+            records = await self._reader.read(plog, position, FetchLimits(max_records, max_bytes))
             taken.extend(PartitionRecord(partition, r) for r in records)
             max_records -= len(records)
             max_bytes -= sum(record_size(r) for r in records)
@@ -347,7 +368,7 @@ class GroupCoordinator:
         client went away reads and commits nothing, so no record is handed
         to nobody.
         """
-        self._reader.config(topic)
+        await self._reader.config(topic)
         if member_id is None:
             return await self._fetch_without_membership(
                 name,
@@ -384,7 +405,7 @@ class GroupCoordinator:
             member.in_flight -= 1
             self._touch(member)
 
-    def _peek_positions(
+    async def _peek_positions(
         self, group: Group, member_id: str, topic: str, reset: ResetPolicy
     ) -> dict[int, int]:
         """Where the member would read now (without setting anything up)."""
@@ -394,7 +415,7 @@ class GroupCoordinator:
         for p in group.owned(member_id, topic):
             position = group.positions.get((topic, p))
             if position is None:
-                position = self._committed_or_reset(group.name, topic, p, reset)
+                position = await self._committed_or_reset(group.name, topic, p, reset)
             peeked[p] = position
         return peeked
 
@@ -442,20 +463,32 @@ class GroupCoordinator:
         generation is over, rather than served partitions the member may no
         longer own; one that did not is served in the current generation.
         """
-        group = self._checked(name, member_id, pinned)
-        generation = group.generation
-        owned = group.owned(member_id, topic)
-        for p in owned:
-            if (topic, p) not in group.positions:
-                group.positions[(topic, p)] = self._committed_or_reset(name, topic, p, reset)
-        positions = {p: group.positions[(topic, p)] for p in owned}
-        if requester_gone():
-            return GroupFetchResult(name, topic, member_id, generation, owned, [], positions)
-        records = self._read_from(topic, positions, limits)
+        for attempt in itertools.count(1):
+            group = self._checked(name, member_id, pinned)
+            generation = group.generation
+            owned = group.owned(member_id, topic)
+            missing = [p for p in owned if (topic, p) not in group.positions]
+            found = {p: await self._committed_or_reset(name, topic, p, reset) for p in missing}
+            # Each await above and the read below may suspend (a networked backend), and
+            # a join or a session expiry rebalances without this lock: serving what was
+            # set up for a generation that ended meanwhile would hand the new owner of a
+            # partition the same records.
+            if not self._still_serving(group, member_id, generation, topic=topic, owned=owned):
+                self._refuse_ended(name, generation, pinned, attempt)
+                continue
+            for p, offset in found.items():
+                group.positions.setdefault((topic, p), offset)
+            positions = {p: group.positions[(topic, p)] for p in owned}
+            if requester_gone():
+                return GroupFetchResult(name, topic, member_id, generation, owned, [], positions)
+            records = await self._read_from(topic, positions, limits)
+            if self._still_serving(group, member_id, generation, topic=topic, owned=owned):
+                break
+            self._refuse_ended(name, generation, pinned, attempt)
         after = self._next_positions(positions, records)
         if commit and records:
             changed = _changed(topic, positions, after)
-            await self._store_commit(name, changed, self._incarnation(topic))
+            await self._store_commit(name, changed, await self._incarnation(topic))
         for p, offset in after.items():
             # Only where this member still owns the partition in this generation:
             # a rebalance during the commit moved the rest, and their new owner
@@ -463,6 +496,32 @@ class GroupCoordinator:
             if group.owners.get((topic, p)) == member_id and (topic, p) in group.positions:
                 group.positions[(topic, p)] = offset
         return GroupFetchResult(name, topic, member_id, generation, owned, records, after)
+
+    def _still_serving(
+        self, group: Group, member_id: str, generation: int, *, topic: str, owned: list[int]
+    ) -> bool:
+        """Whether ``member_id`` still owns ``owned`` of ``topic`` in ``generation``."""
+        return (
+            self._live(group.name) is group
+            and group.generation == generation
+            and member_id in group.members
+            and group.owned(member_id, topic) == owned
+        )
+
+    @staticmethod
+    def _refuse_ended(name: str, generation: int, pinned: int | None, attempt: int) -> None:
+        """Refuse a fetch whose generation ended while it was served, or let it start again.
+
+        A request that named its generation is refused at once (it asked for that
+        one); one that did not is set up again in the new generation, a few times.
+        """
+        if pinned is not None:
+            raise StaleGeneration(
+                f"generation {generation} of group {name!r} ended while the fetch was served;"
+                " join again"
+            )
+        if attempt >= _SERVE_ATTEMPTS:
+            raise RebalanceInProgress(f"group {name!r} keeps rebalancing; join again")
 
     def _refuse_kafka_members(self, name: str, what: str) -> None:
         group = self._live(name)
@@ -491,23 +550,23 @@ class GroupCoordinator:
         requester_gone: Callable[[], bool] = _never,
     ) -> GroupFetchResult:
         self._refuse_if_members(name, "a group read")
-        partitions = list(range(self._reader.partitions_of(topic)))
+        partitions = list(range(await self._reader.partitions_of(topic)))
 
-        def from_committed() -> dict[int, int]:
-            return {p: self._committed_or_reset(name, topic, p, reset) for p in partitions}
+        async def from_committed() -> dict[int, int]:
+            return {p: await self._committed_or_reset(name, topic, p, reset) for p in partitions}
 
         if limits.wait_ms > 0:
             await self._reader.wait_for_data(topic, from_committed, limits.wait_ms)
         async with self._locks.hold(name):
             self._refuse_if_members(name, "a group read")
-            positions = from_committed()
+            positions = await from_committed()
             if requester_gone():
                 return GroupFetchResult(name, topic, None, None, partitions, [], positions)
-            records = self._read_from(topic, positions, limits)
+            records = await self._read_from(topic, positions, limits)
             after = self._next_positions(positions, records)
             if commit and records:
                 changed = _changed(topic, positions, after)
-                await self._store_commit(name, changed, self._incarnation(topic))
+                await self._store_commit(name, changed, await self._incarnation(topic))
         return GroupFetchResult(name, topic, None, None, partitions, records, after)
 
     async def consume(self, topic: str, consumer_id: str) -> ConsumedMessage | None:
@@ -516,7 +575,7 @@ class GroupCoordinator:
         ``consumer_id`` is a group read without membership, so concurrent
         callers sharing it never get the same record and never skip one.
         """
-        if not self._reader.exists(topic):
+        if not await self._reader.exists(topic):
             return None
         result = await self._fetch_without_membership(
             consumer_id, topic, FetchLimits(max_records=1), commit=True, reset="earliest"
@@ -528,18 +587,18 @@ class GroupCoordinator:
 
     # -- commits -----------------------------------------------------------------
 
-    def _check_commit_range(self, offsets: Sequence[CommitOffset]) -> dict[str, str]:
+    async def _check_commit_range(self, offsets: Sequence[CommitOffset]) -> dict[str, str]:
         """Check every offset against its partition; the topic incarnations checked."""
         for item in offsets:
-            plog = self._reader.partition(item.topic, item.partition)
-            if not 0 <= item.offset <= plog.end_offset:
+            plog = await self._reader.partition(item.topic, item.partition)
+            end = (await plog.bounds()).end
+            if not 0 <= item.offset <= end:
                 raise OffsetOutOfRange(
-                    f"offset {item.offset} of {item.topic}/{item.partition} is outside"
-                    f" 0..{plog.end_offset}"
+                    f"offset {item.offset} of {item.topic}/{item.partition} is outside 0..{end}"
                 )
         incarnations: dict[str, str] = {}
         for item in offsets:
-            incarnations.update(self._incarnation(item.topic))
+            incarnations.update(await self._incarnation(item.topic))
         return incarnations
 
     def _check_owner(
@@ -567,7 +626,7 @@ class GroupCoordinator:
         """
         if member_id is not None and generation is None:
             raise InvalidRequest("a member's commit needs its 'generation'")
-        incarnations = self._check_commit_range(offsets)
+        incarnations = await self._check_commit_range(offsets)
         async with self._locks.hold(name):
             # Checked with the lock held: the generation may have ended while waiting for it.
             if member_id is None:
@@ -579,9 +638,9 @@ class GroupCoordinator:
             await self._store_commit(name, entries, incarnations)
         return list(offsets)
 
-    def _incarnation(self, topic: str) -> dict[str, str]:
+    async def _incarnation(self, topic: str) -> dict[str, str]:
         """``{topic: topic_id}`` of the topic as it is now (TopicNotFound once it is gone)."""
-        return {topic: self._reader.config(topic).topic_id or ""}
+        return {topic: (await self._reader.config(topic)).topic_id or ""}
 
     async def _store_commit(
         self, name: str, offsets: list[tuple[str, int, int]], incarnations: dict[str, str]
@@ -603,10 +662,14 @@ class GroupCoordinator:
         a position from before the reset over it, and every owner reads from
         the new offsets.
         """
-        config = self._reader.config(topic)
+        config = await self._reader.config(topic)
         partitions = [partition] if partition is not None else list(range(config.partitions))
         targets = [
-            (topic, p, self._reader.resolve_start(self._reader.partition(topic, p), start))
+            (
+                topic,
+                p,
+                await self._reader.resolve_start(await self._reader.partition(topic, p), start),
+            )
             for p in partitions
         ]
         incarnation = {topic: config.topic_id or ""}
@@ -619,12 +682,12 @@ class GroupCoordinator:
                 for p in partitions:
                     group.positions.pop((topic, p), None)
                 self._rebalance(group)
-        return self.describe(name)
+        return await self.describe(name)
 
     async def delete(self, name: str) -> None:
         """Forget the group's offsets; refused while it has live members."""
         self._refuse_if_members(name, "deleting the group")
-        if name not in self._offsets.group_names():
+        if name not in await self._offsets.group_names():
             raise GroupNotFound(f"group {name!r} does not exist")
         async with self._locks.hold(name):
             self._refuse_if_members(name, "deleting the group")
@@ -639,6 +702,22 @@ class GroupCoordinator:
         for name in list(self._groups):
             self._live(name)
 
+    def forget_group(self, name: str) -> None:
+        """This gateway lost the group's ownership lease: drop its state; members must rejoin.
+
+        Waiting long-polls wake and end (their generation is over), and waiting
+        Kafka JoinGroup/SyncGroup calls are answered NOT_COORDINATOR, so every
+        member goes to the new owner and joins there.
+        """
+        group = self._groups.pop(name, None)
+        if group is None:
+            return
+        if isinstance(group, KafkaGroup):
+            self.kafka.abandon(
+                group, NotCoordinator(f"this gateway no longer coordinates group {name!r}")
+            )
+        self._reader.signals.notify(("group", name))
+
     def forget_topic(self, topic: str) -> None:
         """A topic was deleted: its positions go, and groups reading it rebalance."""
         for group in list(self._groups.values()):
@@ -649,30 +728,32 @@ class GroupCoordinator:
 
     # -- describing --------------------------------------------------------------
 
-    def _topics_read(self, name: str, group: Group | None) -> list[str]:
-        topics = {topic for topic, _ in self._offsets.committed(name)}
+    async def _topics_read(
+        self, committed: dict[tuple[str, int], int], group: Group | None
+    ) -> list[str]:
+        topics = {topic for topic, _ in committed}
         if group is not None:
             for member in group.members.values():
                 topics.update(member.topics)
-        return sorted(t for t in topics if self._reader.exists(t))
+        return sorted([t for t in topics if await self._reader.exists(t)])
 
-    def _offsets_of(self, name: str, group: Group | None) -> list[GroupOffset]:
+    async def _offsets_of(self, name: str, group: Group | None) -> list[GroupOffset]:
         """Every partition of every topic the group reads, committed or not."""
-        committed = self._offsets.committed(name)
+        committed = await self._offsets.committed(name)
         found = []
-        for topic in self._topics_read(name, group):
-            for p in range(self._reader.partitions_of(topic)):
-                plog = self._reader.partition(topic, p)
-                found.append(
-                    GroupOffset(
-                        topic, p, committed.get((topic, p)), plog.end_offset, plog.start_offset
-                    )
-                )
+        for topic in await self._topics_read(committed, group):
+            for p in range(await self._reader.partitions_of(topic)):
+                try:
+                    plog = await self._reader.partition(topic, p)
+                except (TopicNotFound, PartitionNotFound):
+                    break  # deleted while this was looked at
+                start, end, _ = await plog.bounds()
+                found.append(GroupOffset(topic, p, committed.get((topic, p)), end, start))
         return found
 
-    def describe(self, name: str) -> GroupInfo:
+    async def describe(self, name: str) -> GroupInfo:
         group = self._live(name)
-        if group is None and name not in self._offsets.group_names():
+        if group is None and name not in await self._offsets.group_names():
             raise GroupNotFound(f"group {name!r} does not exist")
         members: list[MemberInfo] = []
         if group is not None:
@@ -698,21 +779,21 @@ class GroupCoordinator:
         return GroupInfo(
             name,
             members,
-            self._offsets_of(name, group),
+            await self._offsets_of(name, group),
             state=group.state.value if group is not None else GroupState.EMPTY.value,
             protocol_type=group.protocol_type if group is not None else None,
             generation=group.generation if group is not None else 0,
         )
 
-    def group_names(self) -> list[str]:
+    async def group_names(self) -> list[str]:
         live = [name for name in list(self._groups) if self._live(name) is not None]
-        return sorted(set(self._offsets.group_names()) | set(live))
+        return sorted(set(await self._offsets.group_names()) | set(live))
 
-    def list_groups(self) -> list[GroupSummary]:
+    async def list_groups(self) -> list[GroupSummary]:
         summaries = []
-        for name in self.group_names():
+        for name in await self.group_names():
             try:
-                info = self.describe(name)
+                info = await self.describe(name)
             except GroupNotFound:
                 continue  # its last member expired while the list was made
             summaries.append(
@@ -729,12 +810,12 @@ class GroupCoordinator:
             )
         return summaries
 
-    def lags(self) -> list[tuple[str, GroupOffset]]:
+    async def lags(self) -> list[tuple[str, GroupOffset]]:
         """Every group's place on every partition it reads (for metrics)."""
         return [
             (name, offset)
-            for name in self.group_names()
-            for offset in self._offsets_of(name, self._groups.get(name))
+            for name in await self.group_names()
+            for offset in await self._offsets_of(name, self._groups.get(name))
         ]
 
 

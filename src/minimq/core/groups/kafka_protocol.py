@@ -52,7 +52,7 @@ import logging
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple, TypeVar
 
@@ -67,6 +67,7 @@ from minimq.core.groups.kafka_errors import (
 )
 from minimq.core.keyed_locks import KeyedLocks
 from minimq.core.reader import PartitionReader
+from minimq.core.storage_seam import OffsetStore
 from minimq.errors import (
     BrokerUnavailable,
     InconsistentGroupProtocol,
@@ -76,7 +77,6 @@ from minimq.errors import (
     StaleGeneration,
     UnknownMember,
 )
-from minimq.storage.api import OffsetStore
 
 log = logging.getLogger("minimq.groups")
 
@@ -291,7 +291,7 @@ class KafkaGroups:
         groups: dict[str, Group],
         live: Callable[[str], Group | None],
         generations: Iterator[int],
-        group_names: Callable[[], list[str]],
+        group_names: Callable[[], Awaitable[list[str]]],
         reader: PartitionReader,
         offsets: OffsetStore,
         locks: KeyedLocks,
@@ -775,20 +775,20 @@ class KafkaGroups:
 
     # -- offsets -----------------------------------------------------------------
 
-    def _partition_error(self, entry: OffsetCommitEntry) -> MiniMQError | None:
+    async def _partition_error(self, entry: OffsetCommitEntry) -> MiniMQError | None:
         if entry.metadata is not None and len(entry.metadata) > self.settings.max_metadata_bytes:
             return OffsetMetadataTooLarge(
                 f"metadata of {entry.topic}/{entry.partition} is longer than"
                 f" {self.settings.max_metadata_bytes} characters"
             )
         try:
-            plog = self._reader.partition(entry.topic, entry.partition)
+            plog = await self._reader.partition(entry.topic, entry.partition)
+            end = (await plog.bounds()).end
         except MiniMQError as exc:
             return exc
-        if not 0 <= entry.offset <= plog.end_offset:
+        if not 0 <= entry.offset <= end:
             return OffsetOutOfRange(
-                f"offset {entry.offset} of {entry.topic}/{entry.partition} is outside"
-                f" 0..{plog.end_offset}"
+                f"offset {entry.offset} of {entry.topic}/{entry.partition} is outside 0..{end}"
             )
         return None
 
@@ -836,11 +836,11 @@ class KafkaGroups:
         """
         _check_group_id(group)
         _refuse_instance_id(group_instance_id)
-        errors = [self._partition_error(entry) for entry in offsets]
+        errors = [await self._partition_error(entry) for entry in offsets]
         valid = [entry for entry, error in zip(offsets, errors, strict=True) if error is None]
         incarnations: dict[str, str] = {}
         for entry in valid:
-            incarnations[entry.topic] = self._reader.config(entry.topic).topic_id or ""
+            incarnations[entry.topic] = (await self._reader.config(entry.topic)).topic_id or ""
         async with self._locks.hold(group):
             # Checked with the lock held: the generation may have ended while waiting.
             self._check_committer(group, member_id, generation)
@@ -856,13 +856,13 @@ class KafkaGroups:
             for entry, error in zip(offsets, errors, strict=True)
         ]
 
-    def fetch_offsets(
+    async def fetch_offsets(
         self, group: str, partitions: Sequence[tuple[str, int]] | None
     ) -> list[CommittedOffset]:
         """OffsetFetch: the committed offsets of ``partitions`` (None: every committed one)."""
         _check_group_id(group)
-        committed = self._offsets.committed(group)
-        notes = self._offsets.metadata(group)
+        committed = await self._offsets.committed(group)
+        notes = await self._offsets.metadata(group)
         wanted = sorted(committed) if partitions is None else list(partitions)
         return [
             CommittedOffset(topic, p, committed.get((topic, p), -1), notes.get((topic, p), ""))
@@ -871,12 +871,13 @@ class KafkaGroups:
 
     # -- describing --------------------------------------------------------------
 
-    def describe(self, group: str) -> KafkaGroupDescription:
+    async def describe(self, group: str) -> KafkaGroupDescription:
         """DescribeGroups: state, protocol and members (metadata and assignment once Stable)."""
         _check_group_id(group)
         found = self._live(group)
         if found is None:
-            state = GroupState.EMPTY if group in self._offsets.group_names() else GroupState.DEAD
+            known = group in await self._offsets.group_names()
+            state = GroupState.EMPTY if known else GroupState.DEAD
             return KafkaGroupDescription(group, state.value, "", "", [])
         if not isinstance(found, KafkaGroup):
             members = [
@@ -906,10 +907,10 @@ class KafkaGroups:
             described,
         )
 
-    def list_groups(self) -> list[KafkaGroupListing]:
+    async def list_groups(self) -> list[KafkaGroupListing]:
         """ListGroups: every group; "" as protocol type for one with commits only."""
         listing = []
-        for name in self._group_names():
+        for name in await self._group_names():
             found = self._live(name)
             if found is None:
                 listing.append(KafkaGroupListing(name, "", GroupState.EMPTY.value))
@@ -933,12 +934,17 @@ class KafkaGroups:
         refusal = BrokerUnavailable("the broker is shutting down")
         for group in list(self._groups.values()):
             if isinstance(group, KafkaGroup):
-                group.cancel_timer()
-                for member in group.kafka_members():
-                    waiter, member.join_waiter = member.join_waiter, None
-                    _resolve(waiter, refusal)
-                    waiter, member.sync_waiter = member.sync_waiter, None
-                    _resolve(waiter, refusal)
+                self.abandon(group, refusal)
+
+    @staticmethod
+    def abandon(group: KafkaGroup, refusal: MiniMQError) -> None:
+        """Stop the group's timer and answer its waiting JoinGroup/SyncGroup with ``refusal``."""
+        group.cancel_timer()
+        for member in group.kafka_members():
+            waiter, member.join_waiter = member.join_waiter, None
+            _resolve(waiter, refusal)
+            waiter, member.sync_waiter = member.sync_waiter, None
+            _resolve(waiter, refusal)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,8 @@ def summary() -> Response:
 
 @blueprint.get("/api/health")
 def health() -> Response:
-    """200 when the broker answers; otherwise the broker error (503 when it is down)."""
-    broker().health()
-    return jsonify(broker="up")
+    """200 when a broker answers, naming it (``url``: the one in use among several);
+    otherwise the broker error (503 when none answers)."""
+    client = broker()
+    client.health()
+    return jsonify(broker="up", url=client.base_url)

@@ -42,11 +42,7 @@ def handle_broker_error(error: MiniMQError) -> tuple[Response | str, int]:
         log.log(level, "broker call failed for %s: %s: %s", request.path, error.code, error.message)
     down = isinstance(error, BrokerUnavailable)
     # The transport's own words (urllib3's connection pool text) help in a log, not on a page.
-    message = (
-        f"The UI cannot reach the broker at {current_app.config['MINIMQ_BROKER_URL']}."
-        if down
-        else error.message
-    )
+    message = current_app.config["MINIMQ_BROKER_UNREACHABLE"] if down else error.message
     return _respond(status, error.code, message, broker_down=down)
 
 

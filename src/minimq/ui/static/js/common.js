@@ -15,6 +15,7 @@ const MiniMQ = (() => {
   const listeners = [];
   const numberFormat = new Intl.NumberFormat("en-US");
   let brokerUp = null;
+  let answering = "";
 
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -84,7 +85,7 @@ const MiniMQ = (() => {
     }
     brokerUp = up;
     banner.classList.toggle("d-none", up);
-    statusBadge.textContent = up ? "broker: up" : "broker: unavailable";
+    showStatus();
     statusBadge.classList.toggle("text-bg-success", up);
     statusBadge.classList.toggle("text-bg-danger", !up);
     statusBadge.classList.remove("text-bg-secondary");
@@ -93,6 +94,23 @@ const MiniMQ = (() => {
     }
     if (up && body.dataset.reloadWhenUp === "true") {
       window.location.reload();
+    }
+  }
+
+  function showStatus() {
+    if (brokerUp === null) {
+      return;
+    }
+    // Which broker answers matters once there are several (gateways over one cluster).
+    statusBadge.textContent = brokerUp ? `broker: up${answering ? ` (${answering})` : ""}` : "broker: unavailable";
+  }
+
+  /** The health poll: also names the broker that answers. */
+  async function checkHealth() {
+    const health = await getJson(body.dataset.healthUrl);
+    if (typeof health.url === "string" && health.url !== answering) {
+      answering = health.url;
+      showStatus();
     }
   }
 
@@ -165,7 +183,7 @@ const MiniMQ = (() => {
     return ms === null || ms === undefined ? "–" : new Date(ms).toISOString().slice(0, 19).replace("T", " ");
   }
 
-  poll(() => getJson(body.dataset.healthUrl), Math.max(pollMs, 2000));
+  poll(checkHealth, Math.max(pollMs, 2000));
 
   return {
     getJson, changesOf, poll, onBrokerChange, textElement, withNote,

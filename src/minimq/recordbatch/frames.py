@@ -31,14 +31,14 @@ Batches written by MiniMQ (HTTP produce) are uncompressed, carry no
 producer id and :data:`OWN_BATCH_EPOCH`.  Batches from Kafka clients are
 stored as they came, with only ``baseOffset`` and ``partitionLeaderEpoch``
 (set to :data:`CLIENT_BATCH_EPOCH`) overwritten, both outside the CRC:
-they may be compressed (:mod:`minimq.storage.compression`; everything after
+they may be compressed (:mod:`minimq.recordbatch.compression`; everything after
 the header is one compressed block, decoded here with a bound of
 :data:`MAX_DECOMPRESSED_BYTES`) and carry an idempotent producer's id, epoch
 and first sequence.  Control batches are never decoded into records.
 
 Origin.  MiniMQ has no leader epochs, so ``partitionLeaderEpoch`` records
 who wrote a batch, for free and on disk: the decoded read returns the
-values of a client's batch as :class:`~minimq.storage.api.ClientBytes`
+values of a client's batch as :class:`~minimq.core.records.ClientBytes`
 (bytes no transport of MiniMQ checked) and those of MiniMQ's own batches as
 plain ``bytes``, so the HTTP API checks only the former against its value
 rule.  A data directory from a release before the mark holds only -1, and
@@ -76,9 +76,9 @@ from aiokafka.errors import KafkaError
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from crc32c import crc32c
 
+from minimq.core.records import ClientBytes, NewRecord, Record
 from minimq.errors import CorruptLog, InvalidRequest, MessageTooLarge
-from minimq.storage.api import ClientBytes, NewRecord, Record
-from minimq.storage.compression import CODEC_MASK, NONE, DecompressionFailed, decompress
+from minimq.recordbatch.compression import CODEC_MASK, NONE, DecompressionFailed, decompress
 
 HEADER: Final = struct.Struct(">qiibIhiqqqhii")
 HEADER_SIZE: Final = HEADER.size  # 61

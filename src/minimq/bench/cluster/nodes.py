@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 
 from minimq.bench.deps import MissingDependency
-from minimq.bench.peers.process import START_TIMEOUT_S, STOP_GRACE_S, ServerProcess
+from minimq.bench.peers.process import START_TIMEOUT_S, ServerProcess, stop_processes
 from minimq.cli.nats_cluster import (
     NatsCluster,
     NatsServerMissing,
@@ -182,15 +181,7 @@ class ClusterUnderTest:
         """Gateways first (they hold NATS connections), then the nodes; by PID; then the files."""
         for gateway in self.gateways:
             gateway.stop()  # also removes the temp directory of one never started
-        for process in self._node_processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self._node_processes:
-            try:
-                process.wait(STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self._node_processes)
         self._node_processes.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
